@@ -1,0 +1,81 @@
+#include "common/fd.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace lazyfs {
+
+Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return PosixError(errno, "open " + path);
+  return UniqueFd(fd);
+}
+
+Result<std::string> PreadExact(int fd, uint64_t offset, uint64_t length, const std::string& what) {
+  std::string out(length, '\0');
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError(errno, "read " + what);
+    }
+    if (n == 0) {
+      return Corrupt("read " + what + ": unexpected end of file at offset " + std::to_string(offset + done) +
+                     " (wanted " + std::to_string(length) + " bytes at " + std::to_string(offset) + ")");
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return out;
+}
+
+Result<uint64_t> FileSize(int fd, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return PosixError(errno, "stat " + what);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDONLY));
+  uint64_t size = LAZYFS_TRY(FileSize(fd.get(), path));
+  return PreadExact(fd.get(), 0, size, path);
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    UniqueFd fd = LAZYFS_TRY(OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        Error e = PosixError(errno, "write " + tmp);
+        ::unlink(tmp.c_str());
+        return e;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Error e = PosixError(errno, "rename " + tmp + " -> " + path);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  return Ok();
+}
+
+Status MakeDirs(const std::string& path, int mode) {
+  if (path.empty()) return Ok();
+  for (size_t pos = 1;; ++pos) {
+    pos = path.find('/', pos);
+    std::string prefix = pos == std::string::npos ? path : path.substr(0, pos);
+    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) return PosixError(errno, "mkdir " + prefix);
+    if (pos == std::string::npos) break;
+  }
+  return Ok();
+}
+
+}  // namespace lazyfs

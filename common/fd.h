@@ -1,0 +1,55 @@
+// UniqueFd owns a file descriptor; plus the few file helpers every module needs, returning Results.
+//
+// Thread safety: a UniqueFd is owned by one thread at a time; the helpers are reentrant.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/result.h"
+
+namespace lazyfs {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { Reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode = 0644);
+// Reads exactly `length` bytes at `offset`, or fails (a short file is kCorrupt: the caller expected bytes).
+Result<std::string> PreadExact(int fd, uint64_t offset, uint64_t length, const std::string& what);
+Result<uint64_t> FileSize(int fd, const std::string& what);
+Result<std::string> ReadWholeFile(const std::string& path);
+// Writes via a temporary file and rename, so readers never see a half-written file.
+Status WriteFileAtomic(const std::string& path, std::string_view data);
+// mkdir -p.
+Status MakeDirs(const std::string& path, int mode = 0755);
+
+}  // namespace lazyfs

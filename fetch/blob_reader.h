@@ -1,0 +1,43 @@
+// BlobReader: reads the blobs of one image by digest, from wherever they live (an OCI layout directory on
+// disk through pread, or a registry through HTTP Range requests). Everything above fetch/ reads blobs only
+// through this interface, which is the seam that tests and new sources plug into.
+//
+// Contract: implementations are thread-safe; every call may block on I/O. Errors from remote sources say
+// whether a retry may help, but retries are the implementation's job, never the caller's.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/digest.h"
+#include "common/result.h"
+
+namespace lazyfs::fetch {
+
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+
+  // Returns exactly bytes [offset, offset + length) of the blob. A blob shorter than that is kCorrupt,
+  // a missing blob kNotFound. The bytes are NOT verified (a range cannot be): callers verify what they
+  // derive from them (chunk digests, TOC digest).
+  virtual Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) = 0;
+
+  // The blob's size in bytes.
+  virtual Result<uint64_t> Size(const Sha256Digest& blob) = 0;
+
+  // Streams the whole blob to `sink` in pieces, in order, and verifies the blob's sha256 at the end:
+  // kCorrupt if it does not match. The sink may stop the stream by returning an error, which is returned.
+  // Callers must not trust what they derived from the pieces until Stream has returned Ok.
+  virtual Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) = 0;
+
+  // Reads a whole (small) blob and verifies its digest: manifests, configs, indexes.
+  Result<std::string> ReadVerified(const Sha256Digest& blob, uint64_t max_size);
+
+  // Where the blobs come from, for log lines: "oci:/srv/images/app", "docker://127.0.0.1:5000/app".
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace lazyfs::fetch
