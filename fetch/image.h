@@ -70,6 +70,10 @@ struct ImageIndex {
 
 // What a manifest-typed blob turned out to be.
 bool IsIndexMediaType(std::string_view media_type);
+// The media type of a manifest or index document: its top-level mediaType, or, when absent (eStargz
+// tools omit it), inferred from its fields ("manifests" -> OCI index, otherwise OCI manifest).
+// kCorrupt if `json` is not a JSON object.
+Result<std::string> SniffMediaType(std::string_view json);
 
 Result<Manifest> ParseManifest(std::string_view json);
 Result<ImageIndex> ParseImageIndex(std::string_view json);

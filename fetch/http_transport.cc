@@ -1,0 +1,68 @@
+// Helpers shared by every HttpTransport: header look-up on responses and ASCII lower-casing. Kept apart
+// from curl_transport.cc so fake transports in tests need nothing from libcurl.
+//
+// Thread safety: pure functions on values.
+#include "fetch/http_transport.h"
+
+namespace lazyfs::fetch {
+
+std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string RedactUrl(std::string_view url) {
+  std::string_view rest = url;
+  std::string out;
+  if (size_t scheme = rest.find("://"); scheme != std::string_view::npos) {
+    out.append(rest.substr(0, scheme + 3));
+    rest.remove_prefix(scheme + 3);
+  }
+  size_t authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    out.append("***@");
+    rest.remove_prefix(at + 1);
+  }
+  size_t query = rest.find_first_of("?#");
+  out.append(rest.substr(0, query));
+  if (query != std::string_view::npos) out.append("?…");
+  return out;
+}
+
+std::string UrlQueryEscape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> HttpResponse::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> HttpResponse::HeaderValues(std::string_view name) const {
+  std::vector<std::string> values;
+  for (const auto& [key, value] : headers) {
+    if (key == name) values.push_back(value);
+  }
+  return values;
+}
+
+}  // namespace lazyfs::fetch

@@ -1,0 +1,312 @@
+// Registry authentication: auth files, WWW-Authenticate parsing, Basic and Bearer (see registry_auth.h).
+//
+// Thread safety: RegistryAuth guards its state with mu_, released before any HTTP request.
+#include "fetch/registry_auth.h"
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "common/fd.h"
+#include "common/log.h"
+
+namespace lazyfs::fetch {
+namespace {
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+
+// Tokens stop at whitespace, commas and '='; quoted strings are read separately.
+size_t ScanToken(std::string_view text, size_t pos) {
+  while (pos < text.size() && !IsSpace(text[pos]) && text[pos] != ',' && text[pos] != '=') ++pos;
+  return pos;
+}
+
+size_t SkipSpaces(std::string_view text, size_t pos) {
+  while (pos < text.size() && IsSpace(text[pos])) ++pos;
+  return pos;
+}
+
+// Reads a parameter value at `pos` (a quoted-string with backslash escapes, or a bare token that may
+// contain '=' as in base64) and returns the position after it.
+size_t ScanValue(std::string_view text, size_t pos, std::string* value) {
+  value->clear();
+  if (pos < text.size() && text[pos] == '"') {
+    ++pos;
+    while (pos < text.size() && text[pos] != '"') {
+      if (text[pos] == '\\' && pos + 1 < text.size()) ++pos;
+      value->push_back(text[pos++]);
+    }
+    return pos < text.size() ? pos + 1 : pos;  // an unterminated quote takes the rest
+  }
+  while (pos < text.size() && !IsSpace(text[pos]) && text[pos] != ',') value->push_back(text[pos++]);
+  return pos;
+}
+
+// The host part of an auth file key: "https://host:5000/v1/" and "host:5000/ns/repo" both give
+// "host:5000".
+std::string_view AuthKeyHost(std::string_view key) {
+  if (size_t scheme = key.find("://"); scheme != std::string_view::npos) key.remove_prefix(scheme + 3);
+  return key.substr(0, key.find('/'));
+}
+
+bool IsDockerHub(std::string_view host) {
+  return host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io";
+}
+
+Result<Credentials> CredentialsFromEntry(const nlohmann::json& entry, std::string_view key) {
+  if (!entry.is_object()) return Error(ErrorCode::kInvalidArgument, "auth entry for " + std::string(key) + " is not an object");
+  if (auto auth = entry.find("auth"); auth != entry.end() && auth->is_string() && !auth->get<std::string>().empty()) {
+    std::optional<std::string> decoded = Base64Decode(auth->get<std::string>());
+    size_t colon = decoded ? decoded->find(':') : std::string::npos;
+    if (colon == std::string::npos) {
+      return Error(ErrorCode::kInvalidArgument, "auth entry for " + std::string(key) + " is not base64(user:password)");
+    }
+    return Credentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+  }
+  auto username = entry.find("username");
+  auto password = entry.find("password");
+  if (username != entry.end() && password != entry.end() && username->is_string() && password->is_string()) {
+    return Credentials{username->get<std::string>(), password->get<std::string>()};
+  }
+  return Error(ErrorCode::kInvalidArgument, "auth entry for " + std::string(key) + " has no auth or username/password");
+}
+
+std::string Getenv(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+}  // namespace
+
+std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header) {
+  std::vector<AuthChallenge> challenges;
+  size_t pos = 0;
+  while (pos < header.size()) {
+    while (pos < header.size() && (IsSpace(header[pos]) || header[pos] == ',')) ++pos;
+    size_t end = ScanToken(header, pos);
+    if (end == pos) {  // a stray '=' or similar: skip it
+      ++pos;
+      continue;
+    }
+    AuthChallenge challenge;
+    challenge.scheme = AsciiLower(header.substr(pos, end - pos));
+    pos = end;
+    // Parameters follow until a token that is not followed by '=', which starts the next challenge.
+    while (true) {
+      size_t name_start = SkipSpaces(header, pos);
+      while (name_start < header.size() && header[name_start] == ',') name_start = SkipSpaces(header, name_start + 1);
+      size_t name_end = ScanToken(header, name_start);
+      size_t equals = SkipSpaces(header, name_end);
+      if (name_end == name_start || equals >= header.size() || header[equals] != '=') {
+        pos = name_start;
+        break;
+      }
+      std::string value;
+      pos = ScanValue(header, SkipSpaces(header, equals + 1), &value);
+      challenge.params[AsciiLower(header.substr(name_start, name_end - name_start))] = std::move(value);
+      // Anything between the value and the next comma is junk we tolerate.
+      while (pos < header.size() && header[pos] != ',') ++pos;
+    }
+    challenges.push_back(std::move(challenge));
+  }
+  return challenges;
+}
+
+std::string Base64Encode(std::string_view data) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t n = (uint32_t(uint8_t(data[i])) << 16) | (uint32_t(uint8_t(data[i + 1])) << 8) | uint8_t(data[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kAlphabet[(n >> shift) & 63]);
+  }
+  if (size_t rest = data.size() - i; rest > 0) {
+    uint32_t n = uint32_t(uint8_t(data[i])) << 16;
+    if (rest == 2) n |= uint32_t(uint8_t(data[i + 1])) << 8;
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(rest == 2 ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  auto value_of = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  uint32_t bits = 0;
+  int count = 0;
+  for (char c : text) {
+    int v = value_of(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | uint32_t(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out.push_back(static_cast<char>((bits >> count) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::string BasicAuthorization(const Credentials& credentials) {
+  return "Basic " + Base64Encode(credentials.username + ":" + credentials.password);
+}
+
+AuthFileLocations AuthFileLocations::FromProcess() {
+  return AuthFileLocations{Getenv("REGISTRY_AUTH_FILE"), Getenv("XDG_RUNTIME_DIR"), Getenv("HOME")};
+}
+
+std::vector<std::string> AuthFileLocations::Files() const {
+  std::vector<std::string> files;
+  if (!registry_auth_file.empty()) files.push_back(registry_auth_file);
+  if (!xdg_runtime_dir.empty()) files.push_back(xdg_runtime_dir + "/containers/auth.json");
+  if (!home.empty()) {
+    files.push_back(home + "/.config/containers/auth.json");
+    files.push_back(home + "/.docker/config.json");
+  }
+  return files;
+}
+
+Result<std::optional<Credentials>> CredentialsFromAuthJson(std::string_view json, std::string_view host) {
+  nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return Error(ErrorCode::kInvalidArgument, "auth file is not a JSON object");
+  auto auths = doc.find("auths");
+  if (auths == doc.end()) return std::optional<Credentials>();
+  if (!auths->is_object()) return Error(ErrorCode::kInvalidArgument, "auth file: \"auths\" is not an object");
+  // An exact host key wins over a URL or repository-scoped key for the same host.
+  const nlohmann::json* best = nullptr;
+  std::string best_key;
+  for (const auto& [key, entry] : auths->items()) {
+    std::string_view key_host = AuthKeyHost(key);
+    bool match = key_host == host || (IsDockerHub(host) && IsDockerHub(key_host));
+    if (!match) continue;
+    if (best == nullptr || key == host) {
+      best = &entry;
+      best_key = key;
+    }
+  }
+  if (best == nullptr) return std::optional<Credentials>();
+  return std::optional<Credentials>(LAZYFS_TRY(CredentialsFromEntry(*best, best_key)));
+}
+
+Result<std::optional<Credentials>> FindCredentials(std::string_view host, const AuthFileLocations& where) {
+  for (const std::string& file : where.Files()) {
+    Result<std::string> text = ReadWholeFile(file);
+    if (!text) {
+      if (text.error().code() == ErrorCode::kNotFound) continue;
+      return std::move(text).error();
+    }
+    Result<std::optional<Credentials>> found = CredentialsFromAuthJson(*text, host);
+    if (!found) return std::move(found).error().Context(file);
+    if (*found) {
+      LogDebug("registry {}: credentials from {}", host, file);
+      return found;
+    }
+  }
+  return std::optional<Credentials>();
+}
+
+RegistryAuth::RegistryAuth(std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
+                           std::chrono::milliseconds token_timeout)
+    : credentials_(std::move(credentials)), transport_(std::move(transport)), token_timeout_(token_timeout) {}
+
+std::optional<std::string> RegistryAuth::Authorization(const std::string& scope) {
+  std::lock_guard lock(mu_);
+  if (auto it = tokens_.find(scope); it != tokens_.end()) {
+    if (std::chrono::steady_clock::now() < it->second.expires) return "Bearer " + it->second.value;
+    tokens_.erase(it);
+  }
+  // Basic goes out only once the registry asked for it, so credentials never reach a server that did not
+  // request them.
+  if (basic_ && credentials_) return BasicAuthorization(*credentials_);
+  return std::nullopt;
+}
+
+Status RegistryAuth::OnUnauthorized(const HttpResponse& response, const std::string& scope) {
+  {
+    std::lock_guard lock(mu_);
+    tokens_.erase(scope);  // the server just refused it (expired or revoked), whatever its expiry said
+  }
+  std::vector<AuthChallenge> challenges;
+  for (const std::string& value : response.HeaderValues("www-authenticate")) {
+    for (AuthChallenge& challenge : ParseWwwAuthenticate(value)) challenges.push_back(std::move(challenge));
+  }
+  for (const AuthChallenge& challenge : challenges) {
+    if (challenge.scheme == "bearer" && !challenge.Param("realm").empty()) {
+      Token token = LAZYFS_TRY(FetchToken(challenge, scope));
+      std::lock_guard lock(mu_);
+      tokens_[scope] = std::move(token);
+      return Ok();
+    }
+  }
+  for (const AuthChallenge& challenge : challenges) {
+    if (challenge.scheme == "basic") {
+      std::lock_guard lock(mu_);
+      if (!credentials_) return Error(ErrorCode::kPermission, "registry requires credentials (Basic) and none are configured");
+      if (basic_) return Error(ErrorCode::kPermission, "registry refused our credentials (Basic)");
+      basic_ = true;
+      return Ok();
+    }
+  }
+  return Error(ErrorCode::kPermission, "401 without a Basic or Bearer challenge we can answer");
+}
+
+Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challenge, const std::string& scope) {
+  std::string realm = challenge.Param("realm");
+  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
+  bool first = true;
+  auto add = [&](const std::string& name, const std::string& value) {
+    if (value.empty()) return;
+    url += (first ? "" : "&") + name + "=" + UrlQueryEscape(value);
+    first = false;
+  };
+  add("service", challenge.Param("service"));
+  // Ask for the scope our request needs; the challenge's own scope is the server's hint for the same.
+  add("scope", scope.empty() ? challenge.Param("scope") : scope);
+  HttpRequest request;
+  request.url = url;
+  request.timeout = token_timeout_;
+  request.max_body_bytes = 1 << 20;
+  if (credentials_) request.headers.emplace_back("Authorization", BasicAuthorization(*credentials_));
+  HttpResponse response = LAZYFS_TRY(transport_->Perform(request));
+  std::string where = "token server " + RedactUrl(realm) + " for scope " + scope;
+  if (response.status == 401 || response.status == 403) {
+    return Error(ErrorCode::kPermission, where + ": access denied (" + std::to_string(response.status) + ")");
+  }
+  if (response.status == 429 || response.status >= 500) {
+    return Error(ErrorCode::kNetwork, where + ": status " + std::to_string(response.status), /*retryable=*/true);
+  }
+  if (response.status != 200) {
+    return Error(ErrorCode::kPermission, where + ": status " + std::to_string(response.status));
+  }
+  nlohmann::json doc = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return Corrupt(where + ": answer is not a JSON object");
+  std::string value;
+  for (const char* field : {"token", "access_token"}) {
+    auto it = doc.find(field);
+    if (it != doc.end() && it->is_string() && !it->get<std::string>().empty()) {
+      value = it->get<std::string>();
+      break;
+    }
+  }
+  if (value.empty()) return Corrupt(where + ": answer has neither token nor access_token");
+  // The spec's default lifetime is 60 s; renew a little early so a request never carries a dying token.
+  int64_t expires_in = 60;
+  if (auto it = doc.find("expires_in"); it != doc.end() && it->is_number_integer()) expires_in = it->get<int64_t>();
+  if (expires_in < 10) expires_in = 10;
+  auto lifetime = std::chrono::seconds(expires_in - std::min<int64_t>(expires_in / 10, 30));
+  LogDebug("registry auth: got a bearer token for scope {} (valid {} s)", scope, lifetime.count());
+  return Token{std::move(value), std::chrono::steady_clock::now() + lifetime};
+}
+
+}  // namespace lazyfs::fetch

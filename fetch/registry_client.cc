@@ -1,0 +1,434 @@
+// RegistryClient: OCI distribution API v2 over an HttpTransport (see registry_client.h).
+//
+// Thread safety: methods share only constant state and the endpoints' RegistryAuth (which locks itself);
+// per-call state lives on the caller's stack.
+#include "fetch/registry_client.h"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "common/log.h"
+#include "fetch/image.h"
+
+namespace lazyfs::fetch {
+namespace {
+
+constexpr std::string_view kManifestAccept =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+bool Is2xx(int status) { return status >= 200 && status < 300; }
+
+std::string PullScope(const std::string& repo) { return "repository:" + repo + ":pull"; }
+std::string PushScope(const std::string& repo) { return "repository:" + repo + ":pull,push"; }
+
+// Retry-After is either delta-seconds or an HTTP-date (RFC 9110 10.2.3).
+std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
+  std::optional<std::string> value = response.Header("retry-after");
+  if (!value || value->empty()) return std::nullopt;
+  if (value->find_first_not_of("0123456789") == std::string::npos && value->size() < 10) {
+    return std::chrono::seconds(std::stoll(*value));
+  }
+  time_t when = curl_getdate(value->c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  time_t now = std::time(nullptr);
+  return std::chrono::seconds(when > now ? when - now : 0);
+}
+
+std::optional<uint64_t> ParseUint(std::string_view text) {
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(std::string(text));
+}
+
+std::string MediaTypeOf(const HttpResponse& response) {
+  std::string type = response.Header("content-type").value_or("");
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  return AsciiLower(type);
+}
+
+// "https://host:5000/v2/x" -> "https://host:5000".
+std::string OriginOf(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t path = url.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
+  return std::string(url.substr(0, path));
+}
+
+}  // namespace
+
+struct RegistryClient::Endpoint {
+  Endpoint(std::string base, std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
+           std::chrono::milliseconds timeout)
+      : base_url(std::move(base)), auth(std::move(credentials), std::move(transport), timeout) {}
+  const std::string base_url;
+  RegistryAuth auth;
+};
+
+Error HttpStatusError(const HttpResponse& response, const std::string& what) {
+  std::string detail;
+  nlohmann::json doc = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_discarded() && doc.is_object()) {
+    auto errors = doc.find("errors");
+    if (errors != doc.end() && errors->is_array() && !errors->empty() && (*errors)[0].is_object()) {
+      const nlohmann::json& first = (*errors)[0];
+      detail = first.value("code", std::string()) + ": " + first.value("message", std::string());
+    }
+  }
+  std::string message = fmt::format("{}: HTTP {}{}", what, response.status, detail.empty() ? "" : " (" + detail + ")");
+  int status = response.status;
+  if (status == 404) return Error(ErrorCode::kNotFound, message);
+  if (status == 401 || status == 403) return Error(ErrorCode::kPermission, message);
+  if (status == 416) return Error(ErrorCode::kCorrupt, message + ": range beyond the end of the blob");
+  if (status == 429 || status >= 500) return Error(ErrorCode::kNetwork, message, /*retryable=*/true);
+  return Error(ErrorCode::kNetwork, message);
+}
+
+std::optional<ContentRange> ParseContentRange(std::string_view value) {
+  if (!value.starts_with("bytes ")) return std::nullopt;
+  value.remove_prefix(6);
+  size_t dash = value.find('-');
+  size_t slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+  std::optional<uint64_t> first = ParseUint(value.substr(0, dash));
+  std::optional<uint64_t> last = ParseUint(value.substr(dash + 1, slash - dash - 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  ContentRange range{*first, *last, std::nullopt};
+  std::string_view total = value.substr(slash + 1);
+  if (total != "*") {
+    range.total = ParseUint(total);
+    if (!range.total) return std::nullopt;
+  }
+  return range;
+}
+
+RegistryClient::RegistryClient(std::string host, RegistryClientOptions options, std::shared_ptr<HttpTransport> transport)
+    : host_(std::move(host)), options_(std::move(options)), transport_(std::move(transport)) {
+  origin_ = std::make_unique<Endpoint>(BaseUrl(), options_.credentials, transport_, options_.request_timeout);
+  for (std::string mirror : options_.mirrors) {
+    while (!mirror.empty() && mirror.back() == '/') mirror.pop_back();
+    mirrors_.push_back(std::make_unique<Endpoint>(mirror, std::nullopt, transport_, options_.request_timeout));
+  }
+}
+
+RegistryClient::~RegistryClient() = default;
+
+std::string RegistryClient::BaseUrl() const { return (options_.insecure ? "http://" : "https://") + host_; }
+
+std::chrono::milliseconds RegistryClient::Backoff(int attempt) const {
+  double delay = static_cast<double>(options_.retry.base_backoff.count()) * std::pow(2.0, attempt - 1);
+  delay = std::min(delay, static_cast<double>(options_.retry.max_backoff.count()));
+  // Jitter spreads the retries of many FUSE threads (and many hosts) that failed together.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  double jitter = std::clamp(options_.retry.jitter, 0.0, 1.0);
+  std::uniform_real_distribution<double> factor(1.0 - jitter, 1.0 + jitter);
+  return std::chrono::milliseconds(static_cast<int64_t>(delay * factor(rng)));
+}
+
+void RegistryClient::Sleep(std::chrono::milliseconds delay) const {
+  if (options_.sleep) {
+    options_.sleep(delay);
+  } else {
+    std::this_thread::sleep_for(delay);
+  }
+}
+
+Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::string& scope, int max_attempts,
+                                             const RequestMaker& make, const ResponseCheck& check) {
+  bool refreshed = false;
+  for (int attempt = 1;; ++attempt) {
+    HttpRequest request = make(endpoint.base_url);
+    if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
+      request.headers.emplace_back("Authorization", *authorization);
+    }
+    std::string what = request.method + " " + RedactUrl(request.url);
+    std::chrono::milliseconds delay = Backoff(attempt);
+    std::optional<Error> failure;
+    Result<HttpResponse> result = transport_->Perform(request);
+    if (!result) {
+      if (!result.error().retryable()) return std::move(result).error();
+      failure = std::move(result).error();
+    } else if (result->status == 401 && !refreshed) {
+      // One refresh per operation: a second 401 means the credentials, not the token, are the problem.
+      Status learned = endpoint.auth.OnUnauthorized(*result, scope);
+      if (learned) {
+        refreshed = true;
+        --attempt;  // the refused request was not a failed attempt
+        continue;
+      }
+      if (!learned.error().retryable()) return std::move(learned).error().Context(what);
+      failure = std::move(learned).error();
+    } else if (Is2xx(result->status)) {
+      Status judged = check ? check(*result) : Ok();
+      if (judged) return result;
+      if (!judged.error().retryable()) return std::move(judged).error();
+      failure = std::move(judged).error();
+    } else if (result->status == 429 || result->status >= 500) {
+      failure = HttpStatusError(*result, what);
+      if (std::optional<std::chrono::milliseconds> asked = RetryAfter(*result)) {
+        delay = std::min(*asked, options_.retry.max_retry_after);
+      }
+    } else {
+      return result;  // a definite answer (404, 403, 416, a second 401): the caller maps it
+    }
+    if (attempt >= max_attempts) return *std::move(failure);
+    LogDebug("{}: {} (attempt {}/{}), retrying in {} ms", what, failure->ToString(), attempt, max_attempts,
+             delay.count());
+    Sleep(delay);
+  }
+}
+
+Result<HttpResponse> RegistryClient::ExecuteRead(const std::string& scope, const RequestMaker& make,
+                                                 const ResponseCheck& check) {
+  for (const auto& mirror : mirrors_) {
+    Result<HttpResponse> result = Execute(*mirror, scope, 1, make, check);
+    if (result && Is2xx(result->status)) return result;
+    LogDebug("mirror {}: {}; trying the next source", RedactUrl(mirror->base_url),
+             result ? "HTTP " + std::to_string(result->status) : result.error().ToString());
+  }
+  return Execute(*origin_, scope, options_.retry.max_attempts, make, check);
+}
+
+Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, const std::string& reference) {
+  std::optional<Sha256Digest> pinned = Sha256Digest::Parse(reference);
+  auto make = [&](const std::string& base) {
+    HttpRequest request;
+    request.url = base + "/v2/" + repo + "/manifests/" + reference;
+    request.headers.emplace_back("Accept", std::string(kManifestAccept));
+    request.timeout = options_.request_timeout;
+    request.max_body_bytes = kMaxManifestSize;
+    return request;
+  };
+  auto check = [&](HttpResponse& response) -> Status {
+    Sha256Digest actual = Sha256Of(response.body);
+    if (pinned && actual != *pinned) {
+      return Corrupt(fmt::format("manifest {}@{}: content hashes to {}", repo, reference, actual.ToString()));
+    }
+    std::optional<std::string> claimed = response.Header("docker-content-digest");
+    if (!pinned && claimed && claimed->starts_with("sha256:") && *claimed != actual.ToString()) {
+      return Corrupt(fmt::format("manifest {}:{}: Docker-Content-Digest {} but content hashes to {}", repo, reference,
+                                 *claimed, actual.ToString()));
+    }
+    return Ok();
+  };
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check));
+  if (!Is2xx(response.status)) return HttpStatusError(response, fmt::format("manifest {}/{}:{}", host_, repo, reference));
+  FetchedManifest out;
+  out.digest = Sha256Of(response.body);
+  out.media_type = MediaTypeOf(response);
+  // A registry that serves manifests as application/json (or nothing) leaves the document to say.
+  if (out.media_type.empty() || out.media_type == "application/json" || out.media_type == "text/plain") {
+    out.media_type = LAZYFS_TRY(SniffMediaType(response.body));
+  }
+  out.bytes = std::move(response.body);
+  return out;
+}
+
+Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
+                                                 uint64_t length) {
+  if (length == 0) return std::string();
+  std::string what = fmt::format("blob {}/{}@{} [{}, +{})", host_, repo, digest.ToString(), offset, length);
+  // The body goes through a sink that keeps only the wanted slice, so a server that ignores Range and
+  // sends a whole multi-gigabyte layer costs bandwidth but not memory.
+  std::string slice;
+  uint64_t position = 0;  // offset in the blob of the next byte the sink sees
+  auto make = [&](const std::string& base) {
+    slice.clear();
+    position = 0;
+    HttpRequest request;
+    request.url = base + "/v2/" + repo + "/blobs/" + digest.ToString();
+    request.range = HttpRequest::ByteRange{offset, length};
+    request.timeout = options_.request_timeout;
+    request.sink = [&](int status, std::string_view data) -> Status {
+      if (status == 206 && position == 0) position = offset;
+      uint64_t begin = std::max(position, offset);
+      uint64_t end = std::min(position + data.size(), offset + length);
+      if (begin < end) slice.append(data.substr(begin - position, end - begin));
+      position += data.size();
+      return Ok();
+    };
+    return request;
+  };
+  auto check = [&](HttpResponse& response) -> Status {
+    if (response.status == 206) {
+      if (std::optional<std::string> header = response.Header("content-range")) {
+        std::optional<ContentRange> range = ParseContentRange(*header);
+        if (!range || range->first != offset) {
+          return Error(ErrorCode::kNetwork, what + ": unexpected Content-Range " + *header, /*retryable=*/true);
+        }
+        if (range->total && *range->total < offset + length) {
+          return Corrupt(fmt::format("{}: blob is only {} bytes", what, *range->total));
+        }
+      }
+    } else if (response.status == 200) {
+      // A whole body that ends early is the blob being short (curl already failed truncated transfers).
+      if (position < offset + length) return Corrupt(fmt::format("{}: blob is only {} bytes", what, position));
+    } else {
+      return Error(ErrorCode::kNetwork, fmt::format("{}: unexpected HTTP {}", what, response.status));
+    }
+    if (slice.size() < length) {
+      return Error(ErrorCode::kNetwork, fmt::format("{}: truncated body ({} of {} bytes)", what, slice.size(), length),
+                   /*retryable=*/true);
+    }
+    return Ok();
+  };
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check));
+  if (!Is2xx(response.status)) return HttpStatusError(response, what);
+  return slice;
+}
+
+Status RegistryClient::GetBlobStream(const std::string& repo, const Sha256Digest& digest,
+                                     const std::function<Status(std::string_view)>& sink,
+                                     std::optional<uint64_t> expected_size) {
+  std::string what = fmt::format("blob {}/{}@{}", host_, repo, digest.ToString());
+  Sha256Hasher hasher;
+  uint64_t delivered = 0;  // bytes handed to `sink`, across attempts and sources
+  uint64_t position = 0;   // blob offset of the next byte of the current attempt
+  std::optional<Error> sink_error;
+  auto make = [&](const std::string& base) {
+    position = 0;
+    HttpRequest request;
+    request.url = base + "/v2/" + repo + "/blobs/" + digest.ToString();
+    // Resume where the previous attempt stopped; a 200 answer (Range ignored) is skipped up to there.
+    if (delivered > 0) request.range = HttpRequest::ByteRange{delivered, 0};
+    request.sink = [&](int status, std::string_view data) -> Status {
+      if (status == 206 && position == 0) position = delivered;
+      if (position < delivered) {
+        uint64_t skip = std::min<uint64_t>(delivered - position, data.size());
+        data.remove_prefix(skip);
+        position += skip;
+      }
+      if (data.empty()) return Ok();
+      if (expected_size && delivered + data.size() > *expected_size) {
+        return Corrupt(fmt::format("{}: longer than the {} bytes its descriptor says", what, *expected_size));
+      }
+      hasher.Update(data);
+      position += data.size();
+      delivered += data.size();
+      if (Status sunk = sink(data); !sunk) {
+        // The consumer's failure is final even if it says retryable: it has already seen these bytes.
+        sink_error = std::move(sunk).error();
+        return Internal("sink stopped the stream");
+      }
+      return Ok();
+    };
+    return request;
+  };
+  auto check = [&](HttpResponse&) -> Status {
+    if (expected_size && delivered < *expected_size) {
+      return Error(ErrorCode::kNetwork, fmt::format("{}: stream ended after {} of {} bytes", what, delivered, *expected_size),
+                   /*retryable=*/true);
+    }
+    return Ok();
+  };
+  Result<HttpResponse> response = ExecuteRead(PullScope(repo), make, check);
+  if (sink_error) return *std::move(sink_error);
+  if (!response) return std::move(response).error();
+  if (!Is2xx(response->status)) return HttpStatusError(*response, what);
+  Sha256Digest actual = hasher.Finish();
+  if (actual != digest) return Corrupt(fmt::format("{}: content hashes to {}", what, actual.ToString()));
+  return Ok();
+}
+
+Result<std::optional<uint64_t>> RegistryClient::HeadBlob(const std::string& repo, const Sha256Digest& digest) {
+  std::string what = fmt::format("HEAD blob {}/{}@{}", host_, repo, digest.ToString());
+  auto make = [&](const std::string& base) {
+    HttpRequest request;
+    request.method = "HEAD";
+    request.url = base + "/v2/" + repo + "/blobs/" + digest.ToString();
+    request.timeout = options_.request_timeout;
+    return request;
+  };
+  // The origin only: pushes ask "does the destination have it?", which no mirror can answer.
+  HttpResponse response = LAZYFS_TRY(Execute(*origin_, PullScope(repo), options_.retry.max_attempts, make, nullptr));
+  if (response.status == 404) return std::optional<uint64_t>();
+  if (!Is2xx(response.status)) return HttpStatusError(response, what);
+  std::optional<uint64_t> size = ParseUint(response.Header("content-length").value_or(""));
+  if (!size) return Corrupt(what + ": no valid Content-Length");
+  return std::optional<uint64_t>(*size);
+}
+
+Status RegistryClient::UploadBlob(const std::string& repo, const Sha256Digest& digest, const std::string& file,
+                                  uint64_t size, const std::function<void(uint64_t, uint64_t)>& progress) {
+  std::string what = fmt::format("upload {}/{}@{}", host_, repo, digest.ToString());
+  std::string scope = PushScope(repo);
+  // The whole POST + PUT is the unit of retry: after a failed PUT the upload session may be gone.
+  auto once = [&]() -> Status {
+    auto post = [&](const std::string& base) {
+      HttpRequest request;
+      request.method = "POST";
+      request.url = base + "/v2/" + repo + "/blobs/uploads/";
+      request.body = std::string();
+      request.timeout = options_.request_timeout;
+      return request;
+    };
+    HttpResponse started = LAZYFS_TRY(Execute(*origin_, scope, 1, post, nullptr));
+    if (started.status != 202) return HttpStatusError(started, what + ": POST");
+    std::string location = started.Header("location").value_or("");
+    if (location.empty()) return Corrupt(what + ": upload session without a Location");
+    // Location may be absolute, absolute-path, or (rarely) relative to the uploads URL.
+    if (location.starts_with("http://") || location.starts_with("https://")) {
+      // as is
+    } else if (location.starts_with("/")) {
+      location = OriginOf(started.effective_url.empty() ? origin_->base_url : started.effective_url) + location;
+    } else {
+      location = origin_->base_url + "/v2/" + repo + "/blobs/uploads/" + location;
+    }
+    std::string put_url = location + (location.find('?') == std::string::npos ? "?" : "&") +
+                          "digest=" + UrlQueryEscape(digest.ToString());
+    auto put = [&](const std::string&) {
+      HttpRequest request;
+      request.method = "PUT";
+      request.url = put_url;
+      request.body_file = file;
+      request.body_file_size = size;
+      request.headers.emplace_back("Content-Type", "application/octet-stream");
+      request.upload_progress = progress;
+      return request;
+    };
+    HttpResponse finished = LAZYFS_TRY(Execute(*origin_, scope, 1, put, nullptr));
+    if (!Is2xx(finished.status)) return HttpStatusError(finished, what + ": PUT");
+    return Ok();
+  };
+  for (int attempt = 1;; ++attempt) {
+    Status status = once();
+    if (status || !status.error().retryable() || attempt >= options_.retry.max_attempts) return status;
+    LogInfo("{}: {} (attempt {}/{}), retrying", what, status.error().ToString(), attempt, options_.retry.max_attempts);
+    Sleep(Backoff(attempt));
+  }
+}
+
+Status RegistryClient::PutManifest(const std::string& repo, const std::string& tag, std::string_view bytes,
+                                   const std::string& media_type) {
+  std::string what = fmt::format("PUT manifest {}/{}:{}", host_, repo, tag);
+  Sha256Digest digest = Sha256Of(bytes);
+  auto make = [&](const std::string& base) {
+    HttpRequest request;
+    request.method = "PUT";
+    request.url = base + "/v2/" + repo + "/manifests/" + tag;
+    request.body = std::string(bytes);
+    request.headers.emplace_back("Content-Type", media_type);
+    request.timeout = options_.request_timeout;
+    return request;
+  };
+  auto check = [&](HttpResponse& response) -> Status {
+    std::optional<std::string> stored = response.Header("docker-content-digest");
+    if (stored && stored->starts_with("sha256:") && *stored != digest.ToString()) {
+      return Corrupt(fmt::format("{}: registry stored {} but we sent {}", what, *stored, digest.ToString()));
+    }
+    return Ok();
+  };
+  HttpResponse response = LAZYFS_TRY(Execute(*origin_, PushScope(repo), options_.retry.max_attempts, make, check));
+  if (!Is2xx(response.status)) return HttpStatusError(response, what);
+  return Ok();
+}
+
+}  // namespace lazyfs::fetch

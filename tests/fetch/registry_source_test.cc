@@ -1,0 +1,250 @@
+// Tests for fetch/registry_source (range merging, the registry BlobReader, Resolve through an index) and
+// fetch/registry_push (HEAD-skip, upload, manifest bytes preserved), against an in-memory fake registry
+// behind the fake transport.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "fetch/image.h"
+#include "fetch/oci_layout.h"
+#include "fetch/registry_push.h"
+#include "fetch/registry_source.h"
+#include "tests/fetch/registry_test_fakes.h"
+
+namespace lazyfs::fetch {
+namespace {
+
+using testing::FakeTransport;
+using testing::MakeResponse;
+using testing::RequestHeader;
+
+// A registry in memory: blobs and manifests per repository, uploads through POST + PUT ?digest=.
+class FakeRegistry {
+ public:
+  Result<HttpResponse> Handle(const HttpRequest& r) {
+    std::lock_guard lock(mu_);
+    std::string path = r.url.substr(r.url.find("/v2/"));
+    std::string query;
+    if (size_t q = path.find('?'); q != std::string::npos) {
+      query = path.substr(q + 1);
+      path.resize(q);
+    }
+    if (size_t at = path.find("/blobs/uploads/"); at != std::string::npos) {
+      if (r.method == "POST") {
+        return MakeResponse(202, "", {{"location", path + "session" + std::to_string(++sessions_) + "?_state=s"}});
+      }
+      std::string digest = query.substr(query.find("digest=") + 7);
+      digest.replace(digest.find("%3A"), 3, ":");
+      std::ifstream in(r.body_file, std::ios::binary);
+      std::stringstream data;
+      data << in.rdbuf();
+      if (Sha256Of(data.str()).ToString() != digest || data.str().size() != r.body_file_size) return MakeResponse(400);
+      blobs[digest] = data.str();
+      ++uploads;
+      return MakeResponse(201);
+    }
+    if (size_t at = path.find("/blobs/"); at != std::string::npos) {
+      auto it = blobs.find(path.substr(at + 7));
+      if (it == blobs.end()) return MakeResponse(404);
+      if (r.method == "HEAD") return MakeResponse(200, "", {{"content-length", std::to_string(it->second.size())}});
+      ++blob_gets;
+      if (r.range) {
+        return MakeResponse(206, it->second.substr(r.range->offset, r.range->length ? r.range->length : std::string::npos));
+      }
+      return MakeResponse(200, it->second);
+    }
+    if (size_t at = path.find("/manifests/"); at != std::string::npos) {
+      std::string reference = path.substr(at + 11);
+      if (r.method == "PUT") {
+        manifests[reference] = {*r.body, RequestHeader(r, "Content-Type")};
+        manifests[Sha256Of(*r.body).ToString()] = manifests[reference];
+        return MakeResponse(201);
+      }
+      auto it = manifests.find(reference);
+      if (it == manifests.end()) return MakeResponse(404);
+      return MakeResponse(200, it->second.first, {{"content-type", it->second.second}});
+    }
+    return MakeResponse(400);
+  }
+
+  std::mutex mu_;
+  int sessions_ = 0;
+  int uploads = 0;
+  int blob_gets = 0;
+  std::map<std::string, std::string> blobs;                                  // digest -> bytes
+  std::map<std::string, std::pair<std::string, std::string>> manifests;      // reference -> bytes, type
+};
+
+struct Fixture {
+  Fixture() {
+    transport = std::make_shared<FakeTransport>([this](const HttpRequest& r) { return registry.Handle(r); });
+    options.transport = transport;
+    options.search_auth_files = false;
+    options.insecure_registries = {"reg.test"};
+    options.sleep = [](std::chrono::milliseconds) {};
+  }
+  FakeRegistry registry;
+  std::shared_ptr<FakeTransport> transport;
+  RegistryOptions options;
+};
+
+Descriptor MakeDescriptor(std::string_view media_type, std::string_view data) {
+  Descriptor d;
+  d.media_type = media_type;
+  d.digest = Sha256Of(data);
+  d.size = data.size();
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("MergeRanges: merges ranges closer than the gap, keeps far ones apart, respects the request cap") {
+  std::vector<BlobRange> ranges = {{100, 10}, {0, 10}, {15, 5}, {5, 3}, {1000, 1}, {200, 0}};
+  auto merged = MergeRanges(ranges, /*max_gap=*/8, /*max_request=*/1 << 20);
+  REQUIRE(merged.size() == 3);
+  CHECK(merged[0].offset == 0);
+  CHECK(merged[0].length == 20);
+  CHECK(merged[0].members == std::vector<size_t>{1, 3, 2});
+  CHECK(merged[1].offset == 100);
+  CHECK(merged[1].length == 10);
+  CHECK(merged[2].offset == 1000);
+
+  auto capped = MergeRanges(ranges, /*max_gap=*/1000, /*max_request=*/50);
+  REQUIRE(capped.size() == 3);  // [0,20) and [100,110) would make a 110-byte request
+  CHECK(capped[0].length == 20);
+}
+
+TEST_CASE("RegistryBlobReader: ReadRanges fetches nearby ranges in one request") {
+  Fixture f;
+  std::string blob = "The quick brown fox jumps over the lazy dog";
+  f.registry.blobs[Sha256Of(blob).ToString()] = blob;
+  auto client = NewRegistryClient("reg.test", f.options);
+  REQUIRE(client);
+  RegistryBlobReader reader(*client, "app");
+  std::vector<BlobRange> ranges = {{16, 3}, {4, 5}, {40, 3}};
+  auto parts = reader.ReadRanges(Sha256Of(blob), ranges, /*max_gap=*/10);
+  REQUIRE(parts);
+  CHECK((*parts)[0] == "fox");
+  CHECK((*parts)[1] == "quick");
+  CHECK((*parts)[2] == "dog");
+  CHECK(f.registry.blob_gets == 2);  // [4,19) and [40,43)
+
+  auto size = reader.Size(Sha256Of(blob));  // unknown from a manifest: HEAD
+  REQUIRE(size);
+  CHECK(*size == blob.size());
+  CHECK(reader.Size(Sha256Of("absent")).error().code() == ErrorCode::kNotFound);
+  CHECK(reader.Describe() == "docker://reg.test/app");
+}
+
+TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and its verified config") {
+  Fixture f;
+  std::string config = R"({"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+  std::string layer = "layer-bytes";
+  f.registry.blobs[Sha256Of(config).ToString()] = config;
+  f.registry.blobs[Sha256Of(layer).ToString()] = layer;
+  Manifest manifest;
+  manifest.media_type = kMediaTypeOciManifest;
+  manifest.config = MakeDescriptor(kMediaTypeOciConfig, config);
+  manifest.layers.push_back(MakeDescriptor(kMediaTypeOciLayerGzip, layer));
+  std::string manifest_json = ManifestToJson(manifest);
+  Descriptor manifest_desc = MakeDescriptor(kMediaTypeOciManifest, manifest_json);
+  manifest_desc.platform = Platform{"linux", "arm64", "v8"};
+  Descriptor other = MakeDescriptor(kMediaTypeOciManifest, "{}");
+  other.platform = Platform{"linux", "amd64", ""};
+  std::string index_json = std::string(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)") +
+                           DescriptorToJson(other) + "," + DescriptorToJson(manifest_desc) + "]}";
+  f.registry.manifests["v1"] = {index_json, std::string(kMediaTypeOciIndex)};
+  f.registry.manifests[manifest_desc.digest.ToString()] = {manifest_json, std::string(kMediaTypeOciManifest)};
+
+  auto ref = ImageRef::Parse("docker://reg.test/app:v1");
+  REQUIRE(ref);
+  auto source = OpenRegistrySource(*ref, SourceOptions{"linux/arm64"}, f.options);
+  REQUIRE(source);
+  auto resolved = (*source)->Resolve();
+  REQUIRE(resolved);
+  CHECK(resolved->manifest_digest == manifest_desc.digest);
+  CHECK(resolved->config_json == config);
+  REQUIRE(resolved->manifest.layers.size() == 1);
+
+  BlobReader& blobs = (*source)->blobs();
+  size_t before = f.transport->count();
+  auto size = blobs.Size(Sha256Of(layer));
+  REQUIRE(size);
+  CHECK(*size == layer.size());
+  CHECK(f.transport->count() == before);  // known from the manifest: no HEAD
+  auto range = blobs.ReadRange(Sha256Of(layer), 6, 5);
+  REQUIRE(range);
+  CHECK(*range == "bytes");
+  std::string streamed;
+  REQUIRE(blobs.Stream(Sha256Of(layer), [&](std::string_view piece) {
+    streamed.append(piece);
+    return Ok();
+  }));
+  CHECK(streamed == layer);
+
+  SUBCASE("a registry serving other bytes for the pinned platform manifest is kCorrupt") {
+    f.registry.manifests[manifest_desc.digest.ToString()].first += " ";
+    auto again = (*source)->Resolve();
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code() == ErrorCode::kCorrupt);
+  }
+}
+
+TEST_CASE("PushImage: uploads only missing blobs and PUTs the manifest bytes unchanged") {
+  Fixture f;
+  char pattern[] = "/tmp/lazyfs-push-test-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  auto layout = OciLayout::Create(dir + "/layout");
+  REQUIRE(layout);
+  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+  std::string present_layer = "already there";
+  std::string new_layer = "brand new layer";
+  REQUIRE(layout->AddBlob(config));
+  REQUIRE(layout->AddBlob(present_layer));
+  REQUIRE(layout->AddBlob(new_layer));
+  Manifest manifest;
+  manifest.config = MakeDescriptor(kMediaTypeOciConfig, config);
+  manifest.layers = {MakeDescriptor(kMediaTypeOciLayerGzip, present_layer), MakeDescriptor(kMediaTypeOciLayerGzip, new_layer)};
+  std::string manifest_json = ManifestToJson(manifest);
+  auto manifest_digest = layout->AddBlob(manifest_json);
+  REQUIRE(manifest_digest);
+  REQUIRE(layout->Tag(MakeDescriptor(kMediaTypeOciManifest, manifest_json), "v1"));
+  f.registry.blobs[Sha256Of(present_layer).ToString()] = present_layer;
+
+  auto dst = ImageRef::Parse("docker://reg.test/team/app:release");
+  REQUIRE(dst);
+  std::vector<std::string> lines;
+  Status pushed = PushImage(*layout, "v1", *dst, f.options, [&](const std::string& line) { lines.push_back(line); });
+  // Pushing again finds every blob present and uploads nothing.
+  int uploads_after_first = f.registry.uploads;
+  Status again = PushImage(*layout, "v1", *dst, f.options, nullptr);
+  std::filesystem::remove_all(dir);
+  REQUIRE(pushed);
+  REQUIRE(again);
+  CHECK(f.registry.uploads == uploads_after_first);
+  CHECK(f.registry.uploads == 2);  // config and the new layer
+  CHECK(f.registry.blobs.at(Sha256Of(new_layer).ToString()) == new_layer);
+  REQUIRE(f.registry.manifests.count("release") == 1);
+  CHECK(f.registry.manifests["release"].first == manifest_json);
+  CHECK(f.registry.manifests["release"].second == kMediaTypeOciManifest);
+  bool skipped_line = false;
+  for (const auto& line : lines) skipped_line |= line.find("skipped") != std::string::npos;
+  CHECK(skipped_line);
+}
+
+TEST_CASE("PushImage: a digest destination is refused") {
+  Fixture f;
+  auto dst = ImageRef::Parse("docker://reg.test/app@sha256:" + std::string(64, 'a'));
+  REQUIRE(dst);
+  auto layout = OciLayout::Create("/tmp/lazyfs-push-unused-" + std::to_string(::getpid()));
+  REQUIRE(layout);
+  CHECK(PushImage(*layout, "", *dst, f.options, nullptr).error().code() == ErrorCode::kInvalidArgument);
+  std::filesystem::remove_all(layout->dir());
+}
+
+}  // namespace lazyfs::fetch
