@@ -4,6 +4,11 @@
 // that touches one key. No transaction is held across a log line, a lock wait or anything slow.
 //
 // Thread safety: thread-safe and multi-process safe; the object holds only constant state.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -47,20 +52,57 @@ std::string MetaName(std::string_view key) {
   return name;
 }
 
+// Chunks whose checksum this process has already verified. Hashing a whole 1 MiB chunk to serve a 4 KiB
+// read would make every read cost a chunk's worth of XXH3, so each chunk is verified on its first read in
+// a process and trusted afterwards. The table is lossy (direct-mapped, a slot per digest prefix): a slot
+// taken by another digest only means verifying again. What it gives up: damage to a chunk that happens
+// while a process keeps reading it is caught by the next process, not this one.
+class VerifiedChunks {
+ public:
+  bool Contains(const Sha256Digest& d) const { return slots_[Slot(d)].load(std::memory_order_relaxed) == Tag(d); }
+  void Insert(const Sha256Digest& d) { slots_[Slot(d)].store(Tag(d), std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kSlots = 1 << 16;
+  static size_t Slot(const Sha256Digest& d) { return Sha256DigestHash{}(d) & (kSlots - 1); }
+  static uint64_t Tag(const Sha256Digest& d) {
+    uint64_t tag;
+    std::memcpy(&tag, d.bytes.data() + 8, sizeof tag);
+    return tag | 1;  // never 0, the empty slot
+  }
+  std::array<std::atomic<uint64_t>, kSlots> slots_{};
+};
+
+// Asks the kernel to read [data, data+size) of the map ahead in one go. Without it, a cold read copies
+// through the map one page fault (and one small readahead window) at a time, far below disk speed.
+void ReadAhead(const char* data, size_t size) {
+  constexpr size_t kWorthIt = 64 << 10;
+  if (size < kWorthIt) return;
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto start = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  auto end = reinterpret_cast<uintptr_t>(data) + size;
+  ::madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
+}
+
 class LmdbChunkStore final : public ChunkStore {
  public:
   LmdbChunkStore(std::shared_ptr<LmdbEnv> env, std::string dir) : env_(std::move(env)), dir_(std::move(dir)) {}
 
   Result<bool> ReadChunk(const Sha256Digest& digest, uint64_t offset, uint64_t length, char* dst) override {
     // The hot path of every FUSE read: one copy, straight from the map into the caller's buffer.
-    Found found = LAZYFS_TRY(Lookup(env_->chunks_dbi(), digest.Raw(), [&](std::string_view data) -> Status {
+    bool trusted = verified_.Contains(digest);
+    Found found = LAZYFS_TRY(Lookup(env_->chunks_dbi(), digest.Raw(), trusted, [&](std::string_view data) -> Status {
       if (offset > data.size() || length > data.size() - offset) {
         return InvalidArgument(fmt::format("read [{}, +{}) past the end of chunk {} ({} bytes)", offset, length,
                                            digest.ToString(), data.size()));
       }
-      if (length > 0) std::memcpy(dst, data.data() + offset, length);
+      if (length > 0) {
+        ReadAhead(data.data() + offset, length);
+        std::memcpy(dst, data.data() + offset, length);
+      }
       return Ok();
     }));
+    if (found == Found::kPresent && !trusted) verified_.Insert(digest);
     return Resolve(found, env_->chunks_dbi(), digest.Raw(), [&] { return "chunk " + digest.ToString(); });
   }
 
@@ -137,15 +179,23 @@ class LmdbChunkStore final : public ChunkStore {
  private:
   // Looks `key` up in a read transaction; if the stored value verifies, calls on_payload(payload) before
   // the transaction ends (the payload points into the map). An error from on_payload is returned as is.
+  // With `trusted` (verified earlier by this process) the checksum is not computed again.
   template <class OnPayload>
-  Result<Found> Lookup(MDB_dbi dbi, std::string_view key, OnPayload&& on_payload) {
+  Result<Found> Lookup(MDB_dbi dbi, std::string_view key, bool trusted, OnPayload&& on_payload) {
     ReadTxn txn = LAZYFS_TRY(env_->BeginRead());
     MDB_val k = AsVal(key);
     MDB_val v{};
     int rc = mdb_get(txn.get(), dbi, &k, &v);
     if (rc == MDB_NOTFOUND) return Found::kAbsent;
     if (rc != 0) return LmdbError(rc, "look up a key in " + dir_);
-    std::optional<std::string_view> payload = VerifiedPayload(AsView(v));
+    std::string_view stored = AsView(v);
+    std::optional<std::string_view> payload;
+    if (trusted && stored.size() >= kFrameHeaderBytes) {
+      payload = stored.substr(kFrameHeaderBytes);
+    } else {
+      ReadAhead(stored.data(), stored.size());  // the checksum reads all of it
+      payload = VerifiedPayload(stored);
+    }
     if (!payload) return Found::kCorrupt;
     LAZYFS_TRY(on_payload(*payload));
     return Found::kPresent;
@@ -165,7 +215,7 @@ class LmdbChunkStore final : public ChunkStore {
   template <class Name>
   Result<std::optional<std::string>> Get(MDB_dbi dbi, std::string_view key, Name&& name) {
     std::string out;
-    Found found = LAZYFS_TRY(Lookup(dbi, key, [&](std::string_view data) -> Status {
+    Found found = LAZYFS_TRY(Lookup(dbi, key, /*trusted=*/false, [&](std::string_view data) -> Status {
       out.assign(data);
       return Ok();
     }));
@@ -219,6 +269,8 @@ class LmdbChunkStore final : public ChunkStore {
   // Constant after construction.
   const std::shared_ptr<LmdbEnv> env_;
   const std::string dir_;
+
+  VerifiedChunks verified_;  // lock-free; see VerifiedChunks
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/digest.h"
+#include "common/result.h"
 
 namespace lazyfs::fs {
 
@@ -62,5 +63,25 @@ struct LayerIndex {
   uint64_t uncompressed_size = 0;        // tar stream size, when known
   std::vector<std::string> prefetch;     // names before .prefetch.landmark (eStargz), in order
 };
+
+}  // namespace lazyfs::fs
+
+namespace lazyfs {
+class ByteWriter;
+class ByteReader;
+}  // namespace lazyfs
+
+namespace lazyfs::fs {
+
+// The binary encoding of a LayerIndex for the cache's meta database (a plain layer is streamed whole once,
+// then later mounts of any image sharing it read this instead). Decode rejects malformed input.
+std::string EncodeLayerIndex(const LayerIndex& index);
+Result<LayerIndex> DecodeLayerIndex(std::string_view data);
+
+// Pieces shared with the merged tree's encoding.
+void EncodeChunks(ByteWriter& w, const std::vector<ChunkRef>& chunks);
+Result<std::vector<ChunkRef>> DecodeChunks(ByteReader& r);
+void EncodeXattrs(ByteWriter& w, const std::vector<std::pair<std::string, std::string>>& xattrs);
+Result<std::vector<std::pair<std::string, std::string>>> DecodeXattrs(ByteReader& r);
 
 }  // namespace lazyfs::fs

@@ -1,0 +1,76 @@
+#include "fs/filesystem.h"
+
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+
+namespace lazyfs::fs {
+namespace {
+
+mode_t TypeBits(EntryType type) {
+  switch (type) {
+    case EntryType::kDirectory: return S_IFDIR;
+    case EntryType::kSymlink: return S_IFLNK;
+    case EntryType::kCharDevice: return S_IFCHR;
+    case EntryType::kBlockDevice: return S_IFBLK;
+    case EntryType::kFifo: return S_IFIFO;
+    case EntryType::kRegular:
+    case EntryType::kHardlink: return S_IFREG;
+  }
+  return S_IFREG;
+}
+
+}  // namespace
+
+Result<struct stat> Filesystem::Stat(uint64_t ino) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  struct stat st {};
+  st.st_ino = ino;
+  st.st_mode = TypeBits(n->type) | n->mode;
+  st.st_nlink = n->nlink;
+  st.st_uid = n->uid;
+  st.st_gid = n->gid;
+  st.st_size = static_cast<off_t>(n->size);
+  st.st_blksize = 4096;
+  st.st_blocks = static_cast<blkcnt_t>((n->size + 511) / 512);
+  if (n->type == EntryType::kCharDevice || n->type == EntryType::kBlockDevice) {
+    st.st_rdev = makedev(n->dev_major, n->dev_minor);
+  }
+  st.st_mtim = {n->mtime_sec, static_cast<long>(n->mtime_nsec)};
+  st.st_atim = st.st_mtim;
+  st.st_ctim = st.st_mtim;
+  return st;
+}
+
+Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  if (n->type != EntryType::kRegular) return InvalidArgument("not a regular file");
+  if (offset >= n->size) return size_t{0};
+  size_t length = static_cast<size_t>(std::min<uint64_t>(size, n->size - offset));
+  LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf));
+  return length;
+}
+
+Result<std::string_view> Filesystem::GetXattr(uint64_t ino, std::string_view name) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  for (const auto& [key, value] : n->xattrs) {
+    if (key == name) return std::string_view(value);
+  }
+  return NotFound("no such xattr");
+}
+
+Result<std::string> Filesystem::ListXattrs(uint64_t ino) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  std::string names;
+  for (const auto& [key, value] : n->xattrs) {
+    names += key;
+    names += '\0';
+  }
+  return names;
+}
+
+}  // namespace lazyfs::fs

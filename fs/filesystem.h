@@ -1,0 +1,47 @@
+// Filesystem: the read-only file system a mount serves, with no FUSE in it (squashfuse's split): stat,
+// lookup, readlink, read, xattrs over one UnionTree and one ChunkReader. fuse_ops.cc is the thin adapter
+// that turns these results into fuse_reply_* calls and errors into errno.
+//
+// Thread safety: all methods are const over immutable state or go through the thread-safe ChunkReader.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "fs/chunk_reader.h"
+#include "fs/union_tree.h"
+
+namespace lazyfs::fs {
+
+class Filesystem {
+ public:
+  Filesystem(std::string image_name, const UnionTree& tree, ChunkReader& reader)
+      : image_name_(std::move(image_name)), tree_(tree), reader_(reader) {}
+
+  const UnionTree& tree() const { return tree_; }
+  const std::string& image_name() const { return image_name_; }
+
+  // The stat of a node (st_ino = its inode number). kNotFound for an unknown inode.
+  Result<struct stat> Stat(uint64_t ino) const;
+  // Reads up to `size` bytes at `offset` into `buf`; returns how many (0 at or past the end).
+  // kInvalidArgument for a non-file; errors from the chunk path carry layer and chunk.
+  Result<size_t> Read(uint64_t ino, uint64_t offset, size_t size, char* buf);
+  // The raw value of xattr `name`, or kNotFound (ENODATA at the edge).
+  Result<std::string_view> GetXattr(uint64_t ino, std::string_view name) const;
+  // Xattr names, each followed by a NUL, as listxattr(2) returns them.
+  Result<std::string> ListXattrs(uint64_t ino) const;
+
+  uint64_t NodeCount() const { return tree_.node_count(); }
+  uint64_t TotalBytes() const { return tree_.total_file_bytes(); }
+
+ private:
+  const std::string image_name_;
+  const UnionTree& tree_;
+  ChunkReader& reader_;
+};
+
+}  // namespace lazyfs::fs

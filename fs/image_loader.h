@@ -1,0 +1,62 @@
+// LoadImage: from a resolved image to what a mount serves: the merged UnionTree and, per layer, where its
+// chunks come from. Layer indexes are cached in the meta database by layer digest (a plain layer is
+// streamed once per host, not once per image), and the merged tree by manifest digest (the next mount of
+// the same image parses no TOC at all).
+//
+// Thread safety: LoadImage is reentrant. A LoadedImage's restreamer may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/chunk_store.h"
+#include "common/result.h"
+#include "fetch/image_source.h"
+#include "fs/chunk_reader.h"
+#include "fs/union_tree.h"
+
+namespace lazyfs::fs {
+
+struct LayerInfo {
+  fetch::Descriptor descriptor;
+  bool lazy = true;                 // eStargz: read chunk by chunk; false: streamed whole once
+  uint64_t uncompressed_size = 0;
+};
+
+struct LoadedImage {
+  std::string name;                 // the reference as the user gave it, for log lines
+  Sha256Digest manifest_digest;
+  std::vector<LayerInfo> layers;    // bottom to top
+  UnionTree tree;
+  bool tree_from_cache = false;
+  std::vector<std::string> prefetch;  // eStargz landmark prefetch list, top layer last
+};
+
+struct LoadOptions {
+  bool use_tree_cache = true;
+};
+
+// Resolves `source`, indexes every layer (from the meta cache when possible) and merges them.
+// A layer that cannot be indexed at all (missing blob, corrupt plain layer) fails the load with an error
+// that names it; an eStargz layer with an unusable TOC falls back to the whole-layer path, with a warning.
+Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& source, cache::ChunkStore& store,
+                              const LoadOptions& options = {});
+
+// Streams plain layers again when their chunks were evicted; one restream per layer at a time.
+class LayerRestreamers {
+ public:
+  LayerRestreamers(fetch::BlobReader& blobs, cache::ChunkStore& store, std::vector<LayerInfo> layers);
+  Status Restream(uint32_t layer);
+
+ private:
+  fetch::BlobReader& blobs_;
+  cache::ChunkStore& store_;
+  const std::vector<LayerInfo> layers_;
+  // One mutex per layer, held while that layer streams: a second reader that misses a chunk of the same
+  // layer waits and then finds it in the cache instead of streaming the layer twice.
+  std::vector<std::unique_ptr<std::mutex>> layer_mu_;
+};
+
+}  // namespace lazyfs::fs
