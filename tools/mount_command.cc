@@ -1,0 +1,191 @@
+#include "tools/mount_command.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cache/chunk_store.h"
+#include "common/fd.h"
+#include "fetch/image_source.h"
+#include "fs/chunk_reader.h"
+#include "fs/filesystem.h"
+#include "fs/fuse_mount.h"
+#include "fs/image_loader.h"
+#include "tools/control_socket.h"
+#include "tools/stats_command.h"
+
+namespace lazyfs::tools {
+namespace {
+
+// Tells the waiting parent how the mount went: "ok\n" or an error message. Closing without a message
+// means the daemon died.
+class ReadyPipe {
+ public:
+  explicit ReadyPipe(UniqueFd fd) : fd_(std::move(fd)) {}
+  void Send(std::string_view message) {
+    if (!fd_.valid()) return;
+    [[maybe_unused]] ssize_t n = ::write(fd_.get(), message.data(), message.size());
+    fd_.Reset();
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
+  fs::RouteFuseLogs();
+  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
+  cache::CacheOptions cache_options;
+  if (!options.cache_dir.empty()) cache_options.dir = options.cache_dir;
+  std::unique_ptr<cache::ChunkStore> store = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
+  fetch::SourceOptions source_options;
+  source_options.platform = options.platform;
+  std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
+
+  auto started = std::chrono::steady_clock::now();
+  fs::LoadedImage image = LAZYFS_TRY(fs::LoadImage(options.ref, *source, *store));
+  auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  LogInfo("image {} ({}): {} layers, {} inodes, {} bytes in files; tree {} in {} ms", options.ref,
+          image.manifest_digest.ToString(), image.layers.size(), image.tree.node_count(),
+          image.tree.total_file_bytes(), image.tree_from_cache ? "from cache" : "built", load_ms.count());
+
+  std::vector<fs::LayerSource> layers;
+  for (const fs::LayerInfo& l : image.layers) layers.push_back({&source->blobs(), l.descriptor, l.lazy});
+  fs::LayerRestreamers restreamers(source->blobs(), *store, image.layers);
+  fs::ChunkReader reader(*store, std::move(layers), [&](uint32_t layer) { return restreamers.Restream(layer); });
+  fs::Filesystem filesystem(options.ref, image.tree, reader);
+
+  fs::MountOptions mount_options;
+  mount_options.mountpoint = options.mountpoint;
+  mount_options.allow_other = options.allow_other;
+  mount_options.debug = options.debug_fuse;
+  mount_options.max_threads = options.threads;
+  std::error_code ec;
+  std::string mountpoint = std::filesystem::canonical(options.mountpoint, ec).string();
+  if (ec) return PosixError(ec.value(), "resolve mountpoint " + options.mountpoint);
+  std::unique_ptr<fs::FuseMount> mount = LAZYFS_TRY(fs::FuseMount::Mount(filesystem, mount_options));
+  LogInfo("mounted {} at {}", options.ref, mountpoint);
+  Result<std::unique_ptr<ControlServer>> control =
+      ControlServer::Start(ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
+        if (request == "stats") return StatsJson(mountpoint, image, reader.counters()).dump();
+        return R"({"error":"unknown request"})";
+      });
+  if (!control) LogWarn("no control socket for {} (lazyfs stats will not see it): {}", mountpoint, control.error().ToString());
+  ready.Send("ok\n");
+  if (!options.foreground) {
+    // Detached from the terminal: stdio goes nowhere, log lines go to the log file.
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      ::close(null);
+    }
+  }
+  Status served = mount->Serve();
+  if (control) control->reset();
+  mount.reset();  // unmount before the reader and the store go away
+  const fs::ReadCounters& c = reader.counters();
+  LogInfo("unmounted {}: {} reads, {} bytes read, {} chunk hits, {} misses, {} fetches, {} bytes fetched",
+          options.mountpoint, c.reads.load(), c.bytes_read.load(), c.chunk_hits.load(), c.chunk_misses.load(),
+          c.fetches.load(), c.fetched_bytes.load());
+  return served;
+}
+
+int RunInForeground(const MountCommandOptions& options) {
+  ReadyPipe none{UniqueFd()};
+  if (!options.log_file.empty() && !SetLogFile(options.log_file)) {
+    std::fprintf(stderr, "lazyfs: cannot open log file %s\n", options.log_file.c_str());
+    return 1;
+  }
+  Status status = MountAndServe(options, none);
+  if (!status) {
+    LogError("mount {} at {}: {}", options.ref, options.mountpoint, status.error().ToString());
+    if (!options.log_file.empty()) std::fprintf(stderr, "lazyfs: %s\n", status.error().ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunMount(const MountCommandOptions& options) {
+  struct stat st {};
+  if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "lazyfs: mountpoint %s is not a directory\n", options.mountpoint.c_str());
+    return 1;
+  }
+  if (options.foreground) return RunInForeground(options);
+
+  std::string log_file = options.log_file.empty() ? kDefaultLogFile : options.log_file;
+  if (Status made = MakeDirs(std::filesystem::path(log_file).parent_path().string()); !made ||
+      !SetLogFile(log_file)) {
+    std::fprintf(stderr, "lazyfs: cannot open log file %s\n", log_file.c_str());
+    return 1;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    std::perror("lazyfs: pipe");
+    return 1;
+  }
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("lazyfs: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    read_end.Reset();
+    ::setsid();
+    // A second fork so the daemon is not a session leader and can never regain a terminal.
+    pid_t grandchild = ::fork();
+    if (grandchild < 0) _exit(1);
+    if (grandchild > 0) _exit(0);
+    if (::chdir("/") != 0) _exit(1);
+    ReadyPipe ready(std::move(write_end));
+    Status status = MountAndServe(options, ready);
+    if (!status) {
+      LogError("mount {} at {}: {}", options.ref, options.mountpoint, status.error().ToString());
+      ready.Send(status.error().ToString() + "\n");
+      _exit(1);
+    }
+    _exit(0);
+  }
+  write_end.Reset();
+  int child_status = 0;
+  ::waitpid(pid, &child_status, 0);
+  std::string message;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  if (message == "ok\n") return 0;
+  if (message.empty()) message = "the mount daemon exited before mounting; see " + log_file + "\n";
+  std::fprintf(stderr, "lazyfs: %s", message.c_str());
+  return 1;
+}
+
+int RunUmount(const std::string& mountpoint) {
+  // As root, unmount directly; otherwise fusermount3 does it for the user who mounted.
+  if (::geteuid() == 0) {
+    if (::umount2(mountpoint.c_str(), 0) == 0) return 0;
+    if (errno != EPERM) {
+      std::fprintf(stderr, "lazyfs: umount %s: %s\n", mountpoint.c_str(), std::strerror(errno));
+      return 1;
+    }
+  }
+  ::execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
+  std::fprintf(stderr, "lazyfs: cannot run fusermount3: %s\n", std::strerror(errno));
+  return 1;
+}
+
+}  // namespace lazyfs::tools
