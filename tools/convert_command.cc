@@ -31,6 +31,7 @@
 #include "fetch/image_source.h"
 #include "fetch/oci_layout.h"
 #include "fs/estargz.h"
+#include "tools/commands.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -322,6 +323,35 @@ Status ConvertImage(const fetch::ImageRef& src, const fetch::ImageRef& dst, cons
                             src.ToString(), dst.path, tag, count, HumanSize(source_bytes), HumanSize(estargz_bytes),
                             tagged.digest.ToString(), seconds));
   return Ok();
+}
+
+void AddConvertCommand(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string src;
+    std::string dst;
+    ConvertOptions convert;
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("convert", "Rewrite an image's layers as eStargz (still an ordinary image)");
+  cmd->add_option("source", options->src, "oci:DIR[:TAG] or docker-archive:FILE")->required();
+  cmd->add_option("destination", options->dst, "oci:DIR[:TAG]")->required();
+  cmd->add_option("--chunk-size", options->convert.chunk_size, "uncompressed bytes per chunk")->capture_default_str();
+  cmd->add_option("--platform", options->convert.platform)->capture_default_str();
+  cmd->add_flag("-q,--quiet", options->convert.quiet, "no progress output");
+  cmd->callback([options, &exit_code] {
+    Result<fetch::ImageRef> src = fetch::ImageRef::Parse(options->src);
+    Result<fetch::ImageRef> dst = fetch::ImageRef::Parse(options->dst);
+    if (!src || !dst) {
+      std::fprintf(stderr, "lazyfs: %s\n", (!src ? src.error() : dst.error()).ToString().c_str());
+      exit_code = 2;
+      return;
+    }
+    Status status = ConvertImage(*src, *dst, options->convert);
+    if (!status) {
+      std::fprintf(stderr, "lazyfs: convert: %s\n", status.error().ToString().c_str());
+      exit_code = 1;
+    }
+  });
 }
 
 }  // namespace lazyfs::tools

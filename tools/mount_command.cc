@@ -16,6 +16,7 @@
 #include "fs/filesystem.h"
 #include "fs/fuse_mount.h"
 #include "fs/image_loader.h"
+#include "tools/commands.h"
 #include "tools/control_socket.h"
 #include "tools/stats_command.h"
 
@@ -186,6 +187,28 @@ int RunUmount(const std::string& mountpoint) {
   ::execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
   std::fprintf(stderr, "lazyfs: cannot run fusermount3: %s\n", std::strerror(errno));
   return 1;
+}
+
+void AddMountCommands(CLI::App& app, int& exit_code) {
+  auto mount = std::make_shared<MountCommandOptions>();
+  mount->cache_dir = DefaultCacheDir();
+  CLI::App* cmd = app.add_subcommand("mount", "Mount an image read-only; file contents are fetched lazily");
+  cmd->add_option("image", mount->ref, "oci:DIR[:TAG]")->required();
+  cmd->add_option("mountpoint", mount->mountpoint, "an existing directory")->required();
+  cmd->add_flag("-f,--foreground", mount->foreground, "stay in the foreground, log to stderr");
+  cmd->add_option("--cache-dir", mount->cache_dir, "shared chunk cache ($LAZYFS_CACHE_DIR)")->capture_default_str();
+  cmd->add_option("--log-file", mount->log_file,
+                  std::string("log file (default in the background: ") + kDefaultLogFile + ")");
+  cmd->add_flag("--allow-other", mount->allow_other, "let other users access the mount");
+  cmd->add_flag("--debug-fuse", mount->debug_fuse, "trace every FUSE request (foreground only)");
+  cmd->add_option("--platform", mount->platform, "platform to pick from a multi-platform image")->capture_default_str();
+  cmd->add_option("--threads", mount->threads, "FUSE worker threads")->capture_default_str();
+  cmd->callback([mount, &exit_code] { exit_code = RunMount(*mount); });
+
+  auto mountpoint = std::make_shared<std::string>();
+  CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyfs mount (the daemon then exits)");
+  umount->add_option("mountpoint", *mountpoint)->required();
+  umount->callback([mountpoint, &exit_code] { exit_code = RunUmount(*mountpoint); });
 }
 
 }  // namespace lazyfs::tools

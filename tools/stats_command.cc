@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "tools/commands.h"
 #include "tools/control_socket.h"
 
 namespace lazyfs::tools {
@@ -118,6 +119,23 @@ int RunStats(const std::string& mountpoint, bool all, bool json) {
     }
   }
   return rc;
+}
+
+void AddStatsCommand(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string mountpoint;
+    bool all = false;
+    bool json = false;
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("stats", "Amplification report of a running mount: needed vs fetched");
+  cmd->add_option("mountpoint", options->mountpoint);
+  cmd->add_flag("--all", options->all, "every lazyfs mount on this host");
+  cmd->add_flag("--json", options->json, "machine-readable output (schema in tools/stats_command.h)");
+  cmd->callback([options, &exit_code] {
+    if (options->mountpoint.empty() && !options->all) throw CLI::ValidationError("stats", "needs a MOUNTPOINT or --all");
+    exit_code = RunStats(options->mountpoint, options->all, options->json);
+  });
 }
 
 }  // namespace lazyfs::tools

@@ -1,0 +1,17 @@
+// Subcommand registration: each *_command.cc adds its own subcommand(s) to the CLI11 app, with a callback
+// that runs the command and stores the process exit code. lazyfs.cc only lists them, so adding a command
+// touches one line there.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lazyfs::tools {
+
+void AddMountCommands(CLI::App& app, int& exit_code);    // mount, umount
+void AddConvertCommand(CLI::App& app, int& exit_code);   // convert
+void AddStatsCommand(CLI::App& app, int& exit_code);     // stats
+
+// The default cache directory: $LAZYFS_CACHE_DIR, else cache::kDefaultCacheDir.
+std::string DefaultCacheDir();
+
+}  // namespace lazyfs::tools
