@@ -95,11 +95,13 @@ Status WriteTxn::Commit(std::string_view what) {
   return Ok();
 }
 
-LmdbEnv::LmdbEnv(std::string dir, EnvHandle env, MDB_dbi chunks_dbi, MDB_dbi meta_dbi)
+LmdbEnv::LmdbEnv(std::string dir, EnvHandle env, Dbis dbis)
     : dir_(std::move(dir)),
       env_(std::move(env)),
-      chunks_dbi_(chunks_dbi),
-      meta_dbi_(meta_dbi),
+      chunks_dbi_(dbis.chunks),
+      meta_dbi_(dbis.meta),
+      access_dbi_(dbis.access),
+      info_dbi_(dbis.info),
       max_key_size_(static_cast<size_t>(mdb_env_get_maxkeysize(env_.get()))) {}
 
 LmdbEnv::~LmdbEnv() {
@@ -155,8 +157,7 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir, uint64_t 
   LAZYFS_TRY(ClearStaleReaders(raw_env, dir));
 
   // Create or look up the named databases. DBI handles are per environment and stay valid until it closes.
-  MDB_dbi chunks_dbi = 0;
-  MDB_dbi meta_dbi = 0;
+  Dbis dbis;
   for (int attempt = 0;; ++attempt) {
     MDB_txn* raw_txn = nullptr;
     rc = mdb_txn_begin(raw_env, nullptr, 0, &raw_txn);
@@ -167,14 +168,16 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir, uint64_t 
     }
     if (rc != 0) return LmdbError(rc, "begin transaction in " + dir);
     Txn txn(raw_txn);
-    if ((rc = mdb_dbi_open(txn.get(), "chunks", MDB_CREATE, &chunks_dbi)) != 0 ||
-        (rc = mdb_dbi_open(txn.get(), "meta", MDB_CREATE, &meta_dbi)) != 0) {
+    if ((rc = mdb_dbi_open(txn.get(), "chunks", MDB_CREATE, &dbis.chunks)) != 0 ||
+        (rc = mdb_dbi_open(txn.get(), "meta", MDB_CREATE, &dbis.meta)) != 0 ||
+        (rc = mdb_dbi_open(txn.get(), "access", MDB_CREATE, &dbis.access)) != 0 ||
+        (rc = mdb_dbi_open(txn.get(), "info", MDB_CREATE, &dbis.info)) != 0) {
       return LmdbError(rc, "open databases in " + dir);
     }
     if ((rc = txn.Commit()) != 0) return LmdbError(rc, "commit database creation in " + dir);
     break;
   }
-  return std::unique_ptr<LmdbEnv>(new LmdbEnv(dir, std::move(env), chunks_dbi, meta_dbi));
+  return std::unique_ptr<LmdbEnv>(new LmdbEnv(dir, std::move(env), dbis));
 }
 
 Result<ReadTxn> LmdbEnv::BeginRead() {
@@ -243,6 +246,12 @@ void LmdbEnv::ParkReader(Txn txn) {
   std::lock_guard lock(pool_mu_);
   if (parked_readers_.size() < kMaxParkedReaders) parked_readers_.push_back(txn.Release());
   // else: txn's destructor aborts it, freeing its reader slot.
+}
+
+uint64_t LmdbEnv::MapSize() const {
+  MDB_envinfo info{};
+  if (mdb_env_info(env_.get(), &info) != 0) return 0;
+  return info.me_mapsize;
 }
 
 Result<uint64_t> LmdbEnv::DataFileSize() const {

@@ -75,7 +75,8 @@ class WriteTxn {
 
 class LmdbEnv {
  public:
-  // Named databases; room is left (kMaxDbs) for the eviction and access-stamp databases to come.
+  // Named databases: chunks, meta, access (raw digest -> coarse last-access tick, for eviction) and info
+  // (the cache's own counters and settings: tracked chunk bytes, the size cap). Room is left for more.
   static constexpr unsigned kMaxDbs = 8;
   // Reader slots in the lock file, shared by every process on the host (LMDB's default is 126; each FUSE
   // thread of each mount can hold one). Only the process that creates the lock file decides the count.
@@ -96,6 +97,10 @@ class LmdbEnv {
 
   MDB_dbi chunks_dbi() const { return chunks_dbi_; }
   MDB_dbi meta_dbi() const { return meta_dbi_; }
+  MDB_dbi access_dbi() const { return access_dbi_; }
+  MDB_dbi info_dbi() const { return info_dbi_; }
+  // The current map size in bytes (as last set or adopted).
+  uint64_t MapSize() const;
   // The largest key LMDB accepts (511 bytes in a default build).
   size_t max_key_size() const { return max_key_size_; }
   const std::string& dir() const { return dir_; }
@@ -104,7 +109,13 @@ class LmdbEnv {
 
  private:
   friend class ReadTxn;
-  LmdbEnv(std::string dir, EnvHandle env, MDB_dbi chunks_dbi, MDB_dbi meta_dbi);
+  struct Dbis {
+    MDB_dbi chunks = 0;
+    MDB_dbi meta = 0;
+    MDB_dbi access = 0;
+    MDB_dbi info = 0;
+  };
+  LmdbEnv(std::string dir, EnvHandle env, Dbis dbis);
   static Result<std::unique_ptr<LmdbEnv>> Open(const std::string& dir, uint64_t map_size);
 
   // Another process grew the map past ours: remap at the size recorded in the file.
@@ -116,6 +127,8 @@ class LmdbEnv {
   const EnvHandle env_;
   const MDB_dbi chunks_dbi_;
   const MDB_dbi meta_dbi_;
+  const MDB_dbi access_dbi_;
+  const MDB_dbi info_dbi_;
   const size_t max_key_size_;
 
   // Held shared by every live transaction, exclusively while remapping. Lock order: map_mu_ before pool_mu_.

@@ -1,4 +1,5 @@
-// BlobReader's shared helper: reading a small blob whole and verifying it (see blob_reader.h).
+// BlobReader's shared helpers: reading a small blob whole and verifying it; ranges one by one (see
+// blob_reader.h).
 //
 // Thread safety: as thread-safe as the implementation it calls.
 #include "fetch/blob_reader.h"
@@ -6,6 +7,14 @@
 #include <fmt/format.h>
 
 namespace lazyfs::fetch {
+
+Result<std::vector<std::string>> BlobReader::ReadRanges(const Sha256Digest& blob,
+                                                        const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  std::vector<std::string> out;
+  out.reserve(ranges.size());
+  for (const auto& [offset, length] : ranges) out.push_back(LAZYFS_TRY(ReadRange(blob, offset, length)));
+  return out;
+}
 
 Result<std::string> BlobReader::ReadVerified(const Sha256Digest& blob, uint64_t max_size) {
   uint64_t size = LAZYFS_TRY(Size(blob));

@@ -10,6 +10,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/digest.h"
 #include "common/result.h"
@@ -24,6 +26,13 @@ class BlobReader {
   // a missing blob kNotFound. The bytes are NOT verified (a range cannot be): callers verify what they
   // derive from them (chunk digests, TOC digest).
   virtual Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) = 0;
+
+  // Reads several ranges, (offset, length) each, of one blob; the result holds each range's bytes in
+  // input order. Errors as ReadRange; any failed range fails the call. Remote readers override this to
+  // merge nearby ranges into fewer requests and to bound the whole call by one deadline; the default
+  // reads each range with ReadRange.
+  virtual Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob,
+                                                      const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
 
   // The blob's size in bytes.
   virtual Result<uint64_t> Size(const Sha256Digest& blob) = 0;

@@ -9,6 +9,7 @@
 
 #include "fetch/docker_archive.h"
 #include "fetch/oci_layout.h"
+#include "fetch/registry_source.h"
 
 namespace lazyfs::fetch {
 namespace {
@@ -76,7 +77,7 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageRef& ref, const 
     case ImageRef::Transport::kDockerArchive:
       return OpenDockerArchive(ref.path);
     case ImageRef::Transport::kDocker:
-      return Unsupported("registry sources: not built yet");
+      return OpenRegistrySource(ref, options, options.registry);
   }
   return Internal("OpenImageSource: unknown transport");
 }

@@ -1,5 +1,6 @@
 // ImageSource: a resolved image (manifest + config) and the BlobReader its layers are read through.
-// OpenImageSource picks the implementation from the reference's transport.
+// OpenImageSource picks the implementation from the reference's transport (oci:, docker-archive:,
+// docker:// through registry_source.h).
 //
 // Thread safety: Resolve once, then blobs() may be used from any thread.
 #pragma once
@@ -10,6 +11,7 @@
 #include "fetch/blob_reader.h"
 #include "fetch/image.h"
 #include "fetch/image_ref.h"
+#include "fetch/registry_options.h"
 
 namespace lazyfs::fetch {
 
@@ -30,6 +32,7 @@ class ImageSource {
 
 struct SourceOptions {
   std::string platform = "linux/amd64";
+  RegistryOptions registry;  // used by docker:// references only
 };
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageRef& ref, const SourceOptions& options);

@@ -141,17 +141,42 @@ void RegistryClient::Sleep(std::chrono::milliseconds delay) const {
   }
 }
 
+SteadyTime RegistryClient::Now() const { return options_.now ? options_.now() : std::chrono::steady_clock::now(); }
+
+std::optional<SteadyTime> RegistryClient::ReadDeadline() const {
+  if (options_.read_timeout.count() <= 0) return std::nullopt;
+  return Now() + options_.read_timeout;
+}
+
 Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::string& scope, int max_attempts,
-                                             const RequestMaker& make, const ResponseCheck& check) {
+                                             const RequestMaker& make, const ResponseCheck& check,
+                                             std::optional<SteadyTime> deadline) {
+  using std::chrono::milliseconds;
   bool refreshed = false;
+  std::optional<Error> failure;  // the last attempt's, for the message when the deadline ends the loop
+  auto out_of_time = [&](const std::string& what) {
+    return Error(ErrorCode::kTimeout,
+                 fmt::format("{}: read timeout ({} ms) reached{}", what, options_.read_timeout.count(),
+                             failure ? "; last failure: " + failure->ToString() : std::string()),
+                 /*retryable=*/true);
+  };
   for (int attempt = 1;; ++attempt) {
     HttpRequest request = make(endpoint.base_url);
+    std::string what = request.method + " " + RedactUrl(request.url);
+    if (deadline) {
+      // The transport's timeout covers connect, TLS and a body that drips: cutting it to the time left
+      // is what makes a stalled or crawling registry end in a bounded error.
+      auto left = std::chrono::duration_cast<milliseconds>(*deadline - Now());
+      if (left <= milliseconds(0)) return out_of_time(what);
+      // An attempt that is not the last gets at most half the time left (but a second at least), so one
+      // stalled connection still leaves room for a retry on a fresh one.
+      milliseconds budget = attempt < max_attempts ? std::max(left / 2, std::min(left, milliseconds(1000))) : left;
+      if (request.timeout.count() == 0 || request.timeout > budget) request.timeout = budget;
+    }
     if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
       request.headers.emplace_back("Authorization", *authorization);
     }
-    std::string what = request.method + " " + RedactUrl(request.url);
-    std::chrono::milliseconds delay = Backoff(attempt);
-    std::optional<Error> failure;
+    milliseconds delay = Backoff(attempt);
     Result<HttpResponse> result = transport_->Perform(request);
     if (!result) {
       if (!result.error().retryable()) return std::move(result).error();
@@ -173,13 +198,15 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
       failure = std::move(judged).error();
     } else if (result->status == 429 || result->status >= 500) {
       failure = HttpStatusError(*result, what);
-      if (std::optional<std::chrono::milliseconds> asked = RetryAfter(*result)) {
+      if (std::optional<milliseconds> asked = RetryAfter(*result)) {
         delay = std::min(*asked, options_.retry.max_retry_after);
       }
     } else {
       return result;  // a definite answer (404, 403, 416, a second 401): the caller maps it
     }
     if (attempt >= max_attempts) return *std::move(failure);
+    // A wait that would end past the deadline cannot lead to a success in time: give up now.
+    if (deadline && Now() + delay >= *deadline) return out_of_time(what);
     LogDebug("{}: {} (attempt {}/{}), retrying in {} ms", what, failure->ToString(), attempt, max_attempts,
              delay.count());
     Sleep(delay);
@@ -187,14 +214,16 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
 }
 
 Result<HttpResponse> RegistryClient::ExecuteRead(const std::string& scope, const RequestMaker& make,
-                                                 const ResponseCheck& check) {
+                                                 const ResponseCheck& check, std::optional<SteadyTime> deadline) {
   for (const auto& mirror : mirrors_) {
-    Result<HttpResponse> result = Execute(*mirror, scope, 1, make, check);
+    std::optional<SteadyTime> mirror_deadline = deadline;
+    if (deadline) mirror_deadline = Now() + (*deadline - Now()) / 2;  // the origin keeps at least half
+    Result<HttpResponse> result = Execute(*mirror, scope, 1, make, check, mirror_deadline);
     if (result && Is2xx(result->status)) return result;
     LogDebug("mirror {}: {}; trying the next source", RedactUrl(mirror->base_url),
              result ? "HTTP " + std::to_string(result->status) : result.error().ToString());
   }
-  return Execute(*origin_, scope, options_.retry.max_attempts, make, check);
+  return Execute(*origin_, scope, options_.retry.max_attempts, make, check, deadline);
 }
 
 Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, const std::string& reference) {
@@ -219,7 +248,7 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
     }
     return Ok();
   };
-  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check));
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check, ReadDeadline()));
   if (!Is2xx(response.status)) return HttpStatusError(response, fmt::format("manifest {}/{}:{}", host_, repo, reference));
   FetchedManifest out;
   out.digest = Sha256Of(response.body);
@@ -233,8 +262,9 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
 }
 
 Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
-                                                 uint64_t length) {
+                                                 uint64_t length, std::optional<SteadyTime> deadline) {
   if (length == 0) return std::string();
+  if (!deadline) deadline = ReadDeadline();
   std::string what = fmt::format("blob {}/{}@{} [{}, +{})", host_, repo, digest.ToString(), offset, length);
   // The body goes through a sink that keeps only the wanted slice, so a server that ignores Range and
   // sends a whole multi-gigabyte layer costs bandwidth but not memory.
@@ -280,7 +310,7 @@ Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const 
     }
     return Ok();
   };
-  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check));
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check, deadline));
   if (!Is2xx(response.status)) return HttpStatusError(response, what);
   return slice;
 }
@@ -329,7 +359,7 @@ Status RegistryClient::GetBlobStream(const std::string& repo, const Sha256Digest
     }
     return Ok();
   };
-  Result<HttpResponse> response = ExecuteRead(PullScope(repo), make, check);
+  Result<HttpResponse> response = ExecuteRead(PullScope(repo), make, check, std::nullopt);
   if (sink_error) return *std::move(sink_error);
   if (!response) return std::move(response).error();
   if (!Is2xx(response->status)) return HttpStatusError(*response, what);
@@ -348,7 +378,8 @@ Result<std::optional<uint64_t>> RegistryClient::HeadBlob(const std::string& repo
     return request;
   };
   // The origin only: pushes ask "does the destination have it?", which no mirror can answer.
-  HttpResponse response = LAZYFS_TRY(Execute(*origin_, PullScope(repo), options_.retry.max_attempts, make, nullptr));
+  HttpResponse response =
+      LAZYFS_TRY(Execute(*origin_, PullScope(repo), options_.retry.max_attempts, make, nullptr, ReadDeadline()));
   if (response.status == 404) return std::optional<uint64_t>();
   if (!Is2xx(response.status)) return HttpStatusError(response, what);
   std::optional<uint64_t> size = ParseUint(response.Header("content-length").value_or(""));

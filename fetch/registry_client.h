@@ -8,6 +8,13 @@
 // before the origin for reads (GET/HEAD of manifests and blobs), one attempt each, so a dead mirror costs
 // one failure, not a full backoff ladder; the origin gets the whole retry policy.
 //
+// Read deadline: a read operation (a manifest, a HEAD, one GetBlobRange or a batch of them sharing one
+// deadline) ends by `read_timeout` whatever the registry does (stalls, drips bytes, fails forever): each
+// attempt's transport timeout is cut to the time left, a backoff that would end past it is not slept, and
+// the operation fails with kTimeout naming the last failure. Mirrors get at most half the time left each,
+// so a black-holed mirror cannot starve the origin. Streams and uploads have no deadline (a big layer may
+// rightly take long); the transport's low-speed limit bounds them instead.
+//
 // Thread safety: every method is thread-safe (the auth state has its own lock; the rest is constant
 // after construction). Methods block on HTTP; none holds a lock while doing so.
 #pragma once
@@ -37,6 +44,8 @@ struct RetryPolicy {
   std::chrono::milliseconds max_retry_after{60'000};
 };
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
 struct RegistryClientOptions {
   bool insecure = false;  // plain http instead of https (only for registries the user marked insecure)
   // Base URLs ("https://mirror.example", "http://127.0.0.1:5001") tried in order before the origin for
@@ -47,8 +56,12 @@ struct RegistryClientOptions {
   // Deadline for small exchanges (manifests, HEAD, ranges, tokens); streams and uploads rely on the
   // transport's low-speed limit instead, since a big layer may rightly take long.
   std::chrono::milliseconds request_timeout{60'000};
-  // The seam for waiting between attempts; tests record the delays instead of sleeping.
+  // Bound on one read operation, retries and mirrors included (see above); 0 means none.
+  std::chrono::milliseconds read_timeout{0};
+  // The seams for waiting between attempts and for the clock; tests record the delays instead of
+  // sleeping and move a fake clock.
   std::function<void(std::chrono::milliseconds)> sleep;
+  std::function<SteadyTime()> now;
 };
 
 struct FetchedManifest {
@@ -74,12 +87,16 @@ class RegistryClient {
   // tag or digest; bodies above kMaxManifestSize are kCorrupt.
   Result<FetchedManifest> GetManifest(const std::string& repo, const std::string& reference);
 
+  // The deadline a read operation starting now must end by: now + read_timeout, or nullopt (no bound).
+  std::optional<SteadyTime> ReadDeadline() const;
+
   // Bytes [offset, offset + length) of a blob via `Range: bytes=a-b`. A 200 (server ignored Range) is
   // sliced; a truncated answer is retried and, when retries run out, a retryable kNetwork error; a blob
   // shorter than the range (416, or a short Content-Range total) is kCorrupt; a missing blob kNotFound.
-  // The bytes are not verified (a range cannot be).
+  // The bytes are not verified (a range cannot be). `deadline` bounds the call (kTimeout past it);
+  // nullopt means a fresh ReadDeadline(). Callers reading several ranges for one FUSE read share one.
   Result<std::string> GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
-                                   uint64_t length);
+                                   uint64_t length, std::optional<SteadyTime> deadline = std::nullopt);
 
   // Streams a whole blob to `sink` and verifies its sha256 (kCorrupt on mismatch). A transfer cut short
   // is resumed with a Range from the bytes already delivered, so the sink sees every byte exactly once.
@@ -107,14 +124,18 @@ class RegistryClient {
   // retryable error. Non-2xx answers other than 401/429/5xx are returned for the caller to map.
   using RequestMaker = std::function<HttpRequest(const std::string& base_url)>;
   using ResponseCheck = std::function<Status(HttpResponse&)>;
+  // `deadline` (nullopt: none) bounds every attempt and wait, as described at the top.
   Result<HttpResponse> Execute(Endpoint& endpoint, const std::string& scope, int max_attempts,
-                               const RequestMaker& make, const ResponseCheck& check);
+                               const RequestMaker& make, const ResponseCheck& check,
+                               std::optional<SteadyTime> deadline = std::nullopt);
   // Execute on each mirror once, then on the origin. Only a mirror's 2xx is taken: its 404 or failure
   // means "ask the next one", since only the origin can say a blob or tag is absent.
-  Result<HttpResponse> ExecuteRead(const std::string& scope, const RequestMaker& make, const ResponseCheck& check);
+  Result<HttpResponse> ExecuteRead(const std::string& scope, const RequestMaker& make, const ResponseCheck& check,
+                                   std::optional<SteadyTime> deadline);
 
   std::chrono::milliseconds Backoff(int attempt) const;
   void Sleep(std::chrono::milliseconds delay) const;
+  SteadyTime Now() const;
 
   // Constant after construction.
   const std::string host_;

@@ -82,11 +82,15 @@ Result<std::shared_ptr<RegistryClient>> NewRegistryClient(const std::string& hos
   }
   client.retry = options.retry;
   client.request_timeout = options.request_timeout;
+  client.read_timeout = options.read_timeout;
   client.sleep = options.sleep;
+  client.now = options.now;
   std::shared_ptr<HttpTransport> transport = options.transport;
   if (!transport) {
     CurlTransportOptions curl;
     curl.ca_file = options.ca_file;
+    // A per-operation read bound shorter than the connect timeout must not be outlived by a connect.
+    if (options.read_timeout.count() > 0) curl.connect_timeout = std::min(options.connect_timeout, options.read_timeout);
     curl.connect_timeout = options.connect_timeout;
     curl.low_speed_bytes = options.low_speed_bytes;
     curl.low_speed_time = options.low_speed_time;
@@ -152,11 +156,21 @@ Result<std::vector<std::string>> RegistryBlobReader::ReadRanges(const Sha256Dige
                                                                 std::span<const BlobRange> ranges, uint64_t max_gap,
                                                                 uint64_t max_request) {
   std::vector<std::string> out(ranges.size());
+  // One deadline for the batch: it serves one FUSE read, which must end in bounded time as a whole.
+  std::optional<SteadyTime> deadline = client_->ReadDeadline();
   for (const MergedRange& merged : MergeRanges(ranges, max_gap, max_request)) {
-    std::string bytes = LAZYFS_TRY(client_->GetBlobRange(repository_, blob, merged.offset, merged.length));
+    std::string bytes = LAZYFS_TRY(client_->GetBlobRange(repository_, blob, merged.offset, merged.length, deadline));
     for (size_t i : merged.members) out[i] = bytes.substr(ranges[i].offset - merged.offset, ranges[i].length);
   }
   return out;
+}
+
+Result<std::vector<std::string>> RegistryBlobReader::ReadRanges(
+    const Sha256Digest& blob, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  std::vector<BlobRange> spans;
+  spans.reserve(ranges.size());
+  for (const auto& [offset, length] : ranges) spans.push_back(BlobRange{offset, length});
+  return ReadRanges(blob, std::span<const BlobRange>(spans), kDefaultMaxGap, kDefaultMaxRequest);
 }
 
 void RegistryBlobReader::AddKnownSize(const Sha256Digest& blob, uint64_t size) {

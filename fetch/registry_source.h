@@ -1,6 +1,6 @@
 // The registry ImageSource: docker://HOST[:PORT]/NAME[:TAG|@sha256:…] resolved through a RegistryClient,
-// with a BlobReader whose ranges are HTTP Range requests. RegistryOptions is everything a user can say
-// about registries (insecure hosts, CA, mirrors, credentials, timeouts, retries); the CLI fills it in.
+// with a BlobReader whose ranges are HTTP Range requests (nearby ranges merged into one request).
+// RegistryOptions (registry_options.h) configures the client.
 //
 // Thread safety: as ImageSource (Resolve once, then blobs() from any thread). RegistryBlobReader is
 // thread-safe; its table of known blob sizes is guarded by a mutex never held across HTTP.
@@ -23,31 +23,9 @@
 #include "fetch/image_source.h"
 #include "fetch/registry_auth.h"
 #include "fetch/registry_client.h"
+#include "fetch/registry_options.h"
 
 namespace lazyfs::fetch {
-
-struct RegistryOptions {
-  // Hosts ("HOST[:PORT]", exactly as in the reference) spoken to over plain http. None by default: TLS
-  // with verification is the rule, plain http the explicit exception (a loopback registry in tests).
-  std::vector<std::string> insecure_registries;
-  std::string ca_file;  // extra trust anchor (PEM) for a private registry's CA
-  // Base URLs tried in order before the origin for manifest and blob reads.
-  std::vector<std::string> mirrors;
-  // Explicit credentials; when absent and `search_auth_files`, looked up in the standard auth files.
-  std::optional<Credentials> credentials;
-  bool search_auth_files = true;
-  AuthFileLocations auth_files = AuthFileLocations::FromProcess();
-
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds request_timeout{60'000};  // manifests, HEAD, ranges, tokens
-  long low_speed_bytes = 1024;                        // streams and uploads: fail when slower than this…
-  std::chrono::seconds low_speed_time{30};            // …for this long
-  RetryPolicy retry;
-
-  // Seams for tests: the transport (null: libcurl) and the wait between attempts (null: sleep).
-  std::shared_ptr<HttpTransport> transport;
-  std::function<void(std::chrono::milliseconds)> sleep;
-};
 
 // A client for `host` configured from `options`: plain http iff the host is in insecure_registries,
 // credentials explicit or from the auth files, a curl transport unless one is injected.
@@ -81,10 +59,19 @@ class RegistryBlobReader final : public BlobReader {
   Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override;
   std::string Describe() const override;
 
-  // Reads several ranges of one blob with as few requests as MergeRanges allows; the result holds each
-  // range's bytes in input order. Errors as ReadRange.
+  // Reads several ranges of one blob with as few requests as MergeRanges allows, all within one read
+  // deadline; the result holds each range's bytes in input order. Errors as ReadRange.
   Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob, std::span<const BlobRange> ranges,
-                                              uint64_t max_gap = 64 << 10, uint64_t max_request = 16 << 20);
+                                              uint64_t max_gap = kDefaultMaxGap,
+                                              uint64_t max_request = kDefaultMaxRequest);
+  // BlobReader's batch read: the same with the default merge limits.
+  Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob,
+                                              const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override;
+
+  // Gaps up to this many bytes are fetched rather than paid for with another round trip; one request
+  // stays below kDefaultMaxRequest so a FUSE read never waits for a huge body.
+  static constexpr uint64_t kDefaultMaxGap = 64 << 10;
+  static constexpr uint64_t kDefaultMaxRequest = 16 << 20;
 
   // Records a size from a trusted descriptor (the verified manifest), sparing a HEAD later.
   void AddKnownSize(const Sha256Digest& blob, uint64_t size);

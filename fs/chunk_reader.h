@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -47,7 +49,19 @@ struct ReadCounters {
   std::atomic<uint64_t> fetches{0};        // chunk fetches that went to a blob reader
   std::atomic<uint64_t> fetched_bytes{0};  // compressed bytes read from blob readers
   std::atomic<uint64_t> errors{0};
+  // Foreground reads waiting on a fetch right now; background prefetchers back off while it is non-zero.
+  std::atomic<uint64_t> misses_in_flight{0};
 };
+
+// What one Read found: filled in when the caller asks (access statistics and traces).
+struct ReadOutcome {
+  uint32_t chunk_hits = 0;
+  uint32_t chunk_misses = 0;
+};
+
+// Told of every request to a blob reader (foreground or prefetch; merged chunks count once): the layer,
+// the compressed bytes and how long the request took. Called on the fetching thread; must be cheap and thread-safe.
+using FetchListener = std::function<void(uint32_t layer, uint64_t bytes, std::chrono::nanoseconds latency)>;
 
 class ChunkReader {
  public:
@@ -55,12 +69,16 @@ class ChunkReader {
 
   // Copies bytes [offset, offset + length) of a file made of `chunks` (stored in `layer`) into `dst`.
   // The caller clamps the range to the file size. Errors name the layer and chunk that failed.
-  Status Read(uint32_t layer, const std::vector<ChunkRef>& chunks, uint64_t offset, uint64_t length, char* dst);
+  // `outcome`, when given, receives this read's chunk hits and misses.
+  Status Read(uint32_t layer, const std::vector<ChunkRef>& chunks, uint64_t offset, uint64_t length, char* dst,
+              ReadOutcome* outcome = nullptr);
 
   // Makes sure one chunk is in the cache (prefetch); returns whether it had to be fetched.
   Result<bool> Warm(uint32_t layer, const ChunkRef& chunk);
 
   const ReadCounters& counters() const { return counters_; }
+  // Set once before the first Read (not synchronised with reads).
+  void SetFetchListener(FetchListener listener) { fetch_listener_ = std::move(listener); }
 
  private:
   using ChunkBytes = std::shared_ptr<const std::string>;
@@ -73,6 +91,23 @@ class ChunkReader {
   // Fetches, verifies and stores one chunk; concurrent callers for one digest share one fetch.
   Result<ChunkBytes> FetchOnce(uint32_t layer, const ChunkRef& chunk);
   Result<ChunkBytes> FetchAndVerify(uint32_t layer, const ChunkRef& chunk);
+  // Host-wide single flight (cache/fetch_lock.h): waits while another process fetches the chunk, then takes
+  // it from the cache, or fetches it (FetchAndVerify) holding the host-wide lock.
+  Result<ChunkBytes> FetchHostWide(uint32_t layer, const ChunkRef& chunk);
+  // Inflates one fetched gzip member, checks it against chunkDigest and stores it (kCorrupt on mismatch,
+  // nothing stored).
+  Result<ChunkBytes> VerifyAndStore(const ChunkRef& chunk, std::string_view member);
+
+  // Chunks one Read fetched together, by digest (served from memory for the rest of that Read).
+  using Batch = std::unordered_map<Sha256Digest, ChunkBytes, Sha256DigestHash>;
+  static constexpr size_t kMaxBatchChunks = 64;
+  // A Read missed `*first`: fetches it together with the following chunks of the read (up to file offset
+  // `end`) that are neither cached nor being fetched by another thread, in one BlobReader::ReadRanges call
+  // (a registry merges them into one request, under one deadline). Single flight per digest is kept:
+  // this thread leads the flights of the chunks it fetches, and waits on the others'. Verified chunks
+  // land in `batch`; returns the bytes of `*first`.
+  Result<ChunkBytes> FetchForRead(uint32_t layer, std::vector<ChunkRef>::const_iterator first,
+                                  std::vector<ChunkRef>::const_iterator last, uint64_t end, Batch& batch);
   std::string Where(uint32_t layer, const ChunkRef& chunk) const;
 
   // Constant after construction.
@@ -81,6 +116,7 @@ class ChunkReader {
   const LayerRestreamer restream_;
 
   ReadCounters counters_;
+  FetchListener fetch_listener_;  // set before serving, then constant
 
   std::mutex mu_;  // protects inflight_ only; never held across I/O
   std::unordered_map<Sha256Digest, std::shared_ptr<Inflight>, Sha256DigestHash> inflight_;  // guarded by mu_

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -416,14 +417,20 @@ class Converter {
       if (unsigned major = archive_entry_rdevmajor(entry); major != 0) j["devMajor"] = major;
       if (unsigned minor = archive_entry_rdevminor(entry); minor != 0) j["devMinor"] = minor;
     }
+    // Go's field order (TOCEntry: ... gid, offset, devMajor, devMinor, xattrs, digest, chunkOffset, chunkSize,
+    // chunkDigest): a file with data gets its `offset` here, set once the chunk's member starts.
+    if (type_name == "reg" && size > 0) j["offset"] = 0;
     if (archive_entry_xattr_reset(entry) > 0) {
-      TocJson xattrs = TocJson::object();
+      // Go's encoder writes map keys sorted, so xattrs are collected sorted rather than in tar order.
+      std::map<std::string, std::string> sorted;
       const char* xname = nullptr;
       const void* value = nullptr;
       size_t value_size = 0;
       while (archive_entry_xattr_next(entry, &xname, &value, &value_size) == ARCHIVE_OK) {
-        xattrs[xname] = Base64({static_cast<const char*>(value), value_size});
+        sorted[xname] = Base64({static_cast<const char*>(value), value_size});
       }
+      TocJson xattrs = TocJson::object();
+      for (auto& [key, encoded] : sorted) xattrs[key] = std::move(encoded);
       j["xattrs"] = std::move(xattrs);
     }
 

@@ -49,7 +49,13 @@ Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char
   if (n->type != EntryType::kRegular) return InvalidArgument("not a regular file");
   if (offset >= n->size) return size_t{0};
   size_t length = static_cast<size_t>(std::min<uint64_t>(size, n->size - offset));
-  LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf));
+  if (observers_.empty()) {
+    LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf));
+    return length;
+  }
+  ReadEvent event{ino, n, offset, length, {}, std::chrono::steady_clock::now()};
+  LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf, &event.outcome));
+  for (ReadObserver* observer : observers_) observer->OnRead(event);
   return length;
 }
 

@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "fs/chunk_reader.h"
+#include "fs/read_observer.h"
 #include "fs/union_tree.h"
 
 namespace lazyfs::fs {
@@ -35,6 +37,10 @@ class Filesystem {
   // Xattr names, each followed by a NUL, as listxattr(2) returns them.
   Result<std::string> ListXattrs(uint64_t ino) const;
 
+  // Registers an observer told of every successful read (stats, traces). Call before the mount serves;
+  // the observer must outlive the mount.
+  void AddObserver(ReadObserver* observer) { observers_.push_back(observer); }
+
   uint64_t NodeCount() const { return tree_.node_count(); }
   uint64_t TotalBytes() const { return tree_.total_file_bytes(); }
 
@@ -42,6 +48,7 @@ class Filesystem {
   const std::string image_name_;
   const UnionTree& tree_;
   ChunkReader& reader_;
+  std::vector<ReadObserver*> observers_;  // filled before serving, then constant
 };
 
 }  // namespace lazyfs::fs

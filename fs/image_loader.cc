@@ -1,5 +1,7 @@
 #include "fs/image_loader.h"
 
+#include <unordered_set>
+
 #include "common/byte_codec.h"
 #include "common/log.h"
 #include "fs/estargz.h"
@@ -116,6 +118,32 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
     LogWarn("image {}: could not cache the merged tree: {}", name, stored.error().ToString());
   }
   return image;
+}
+
+std::vector<std::string> ImageMetaKeys(const LoadedImage& image) {
+  std::vector<std::string> keys = {TreeKey(image.manifest_digest)};
+  for (const LayerInfo& l : image.layers) keys.push_back(LayerKey(l.descriptor));
+  return keys;
+}
+
+Result<std::vector<Sha256Digest>> ImageChunks(const LoadedImage& image, cache::ChunkStore& store) {
+  std::unordered_set<Sha256Digest, Sha256DigestHash> chunks;
+  for (uint64_t ino = kRootIno; ino <= image.tree.node_count(); ++ino) {
+    if (const Node* n = image.tree.Find(ino)) {
+      for (const ChunkRef& c : n->chunks) chunks.insert(c.digest);
+    }
+  }
+  // Files hidden by upper layers are not in the tree, but their chunks are in the cache all the same.
+  for (const LayerInfo& l : image.layers) {
+    std::optional<std::string> cached = LAZYFS_TRY(store.GetMeta(LayerKey(l.descriptor)));
+    if (!cached) continue;
+    Result<LayerIndex> index = DecodeLayerIndex(*cached);
+    if (!index) continue;
+    for (const LayerEntry& e : index->entries) {
+      for (const ChunkRef& c : e.chunks) chunks.insert(c.digest);
+    }
+  }
+  return std::vector<Sha256Digest>(chunks.begin(), chunks.end());
 }
 
 LayerRestreamers::LayerRestreamers(fetch::BlobReader& blobs, cache::ChunkStore& store, std::vector<LayerInfo> layers)

@@ -44,6 +44,12 @@ struct LoadOptions {
 Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& source, cache::ChunkStore& store,
                               const LoadOptions& options = {});
 
+// The meta-cache keys LoadImage reads and writes for `image` (its merged tree and its layers' indexes), and
+// every chunk the image's layers reference (from the cached layer indexes, plus the tree's): what
+// `lazyfs cache rm` removes. Layers whose index is not cached contribute only the tree's chunks.
+std::vector<std::string> ImageMetaKeys(const LoadedImage& image);
+Result<std::vector<Sha256Digest>> ImageChunks(const LoadedImage& image, cache::ChunkStore& store);
+
 // Streams plain layers again when their chunks were evicted; one restream per layer at a time.
 class LayerRestreamers {
  public:

@@ -10,6 +10,11 @@ namespace lazyfs::tools {
 void AddMountCommands(CLI::App& app, int& exit_code);    // mount, umount
 void AddConvertCommand(CLI::App& app, int& exit_code);   // convert
 void AddStatsCommand(CLI::App& app, int& exit_code);     // stats
+void AddCacheCommand(CLI::App& app, int& exit_code);     // cache stats|gc|verify|rm
+void AddTraceCommand(CLI::App& app, int& exit_code);     // trace show|merge|replay|push
+void AddPushCommand(CLI::App& app, int& exit_code);      // push
+void AddRunCommand(CLI::App& app, int& exit_code);       // run
+void AddPsCommand(CLI::App& app, int& exit_code);        // ps
 
 // The default cache directory: $LAZYFS_CACHE_DIR, else cache::kDefaultCacheDir.
 std::string DefaultCacheDir();

@@ -19,7 +19,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -30,8 +32,10 @@
 #include "fetch/image.h"
 #include "fetch/image_source.h"
 #include "fetch/oci_layout.h"
+#include "fetch/registry_push.h"
 #include "fs/estargz.h"
 #include "tools/commands.h"
+#include "tools/source_flags.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -266,22 +270,60 @@ Result<std::string> RewriteConfig(const std::string& config_json, const std::vec
   }
 }
 
+// A temporary directory, removed with everything in it when this goes out of scope.
+class TempDir {
+ public:
+  static Result<TempDir> Create(const std::string& prefix) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
+    return TempDir(std::move(pattern));
+  }
+  TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, std::string())) {}
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir& operator=(TempDir&&) = delete;
+  ~TempDir() {
+    if (path_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// oci -> registry: convert into a staging layout, then push it (see convert_command.h for why).
+Status ConvertToRegistry(const fetch::ImageRef& src, const fetch::ImageRef& dst, const ConvertOptions& options) {
+  if (dst.digest) return InvalidArgument("convert: destination must name a tag, not a digest: " + dst.ToString());
+  TempDir staging = LAZYFS_TRY(TempDir::Create("lazyfs-convert-"));
+  std::string tag = dst.tag.empty() ? "latest" : dst.tag;
+  fetch::ImageRef staged;
+  staged.transport = fetch::ImageRef::Transport::kOciLayout;
+  staged.path = staging.path() + "/layout";
+  staged.tag = tag;
+  LAZYFS_TRY(ConvertImage(src, staged, options));
+  fetch::OciLayout layout = LAZYFS_TRY(fetch::OciLayout::Open(staged.path));
+  Reporter reporter(options.quiet);
+  fetch::PushProgress progress = [&](const std::string& line) { reporter.Done(line); };
+  LAZYFS_TRY(fetch::PushImage(layout, tag, dst, options.source.registry, progress));
+  reporter.Done(fmt::format("pushed {}", dst.ToString()));
+  return Ok();
+}
+
 }  // namespace
 
 Status ConvertImage(const fetch::ImageRef& src, const fetch::ImageRef& dst, const ConvertOptions& options) {
+  if (dst.transport == fetch::ImageRef::Transport::kDocker) return ConvertToRegistry(src, dst, options);
   if (dst.transport != fetch::ImageRef::Transport::kOciLayout) {
-    return Unsupported(fmt::format("convert: destination {}: only oci:DIR[:TAG] destinations are supported for now",
-                                   dst.ToString()));
-  }
-  if (src.transport == fetch::ImageRef::Transport::kDocker) {
-    return Unsupported(fmt::format("convert: source {}: registry sources are not supported yet", src.ToString()));
+    return Unsupported(fmt::format("convert: destination {}: want oci:DIR[:TAG] or docker://…", dst.ToString()));
   }
   auto started = Clock::now();
   Reporter reporter(options.quiet);
 
-  fetch::SourceOptions source_options;
-  source_options.platform = options.platform;
-  auto source = LAZYFS_TRY(fetch::OpenImageSource(src, source_options));
+  auto source = LAZYFS_TRY(fetch::OpenImageSource(src, options.source));
   fetch::ResolvedImage image = LAZYFS_TRY(source->Resolve());
   fetch::OciLayout layout = LAZYFS_TRY(fetch::OciLayout::Create(dst.path));
 
@@ -330,13 +372,15 @@ void AddConvertCommand(CLI::App& app, int& exit_code) {
     std::string src;
     std::string dst;
     ConvertOptions convert;
+    SourceFlags source;
   };
   auto options = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("convert", "Rewrite an image's layers as eStargz (still an ordinary image)");
-  cmd->add_option("source", options->src, "oci:DIR[:TAG] or docker-archive:FILE")->required();
-  cmd->add_option("destination", options->dst, "oci:DIR[:TAG]")->required();
+  cmd->add_option("source", options->src, "oci:DIR[:TAG], docker-archive:FILE or docker://HOST[:PORT]/NAME[:TAG]")
+      ->required();
+  cmd->add_option("destination", options->dst, "oci:DIR[:TAG] or docker://HOST[:PORT]/NAME[:TAG]")->required();
   cmd->add_option("--chunk-size", options->convert.chunk_size, "uncompressed bytes per chunk")->capture_default_str();
-  cmd->add_option("--platform", options->convert.platform)->capture_default_str();
+  AddSourceFlags(*cmd, options->source);
   cmd->add_flag("-q,--quiet", options->convert.quiet, "no progress output");
   cmd->callback([options, &exit_code] {
     Result<fetch::ImageRef> src = fetch::ImageRef::Parse(options->src);
@@ -346,6 +390,13 @@ void AddConvertCommand(CLI::App& app, int& exit_code) {
       exit_code = 2;
       return;
     }
+    Result<fetch::SourceOptions> source = ToSourceOptions(options->source);
+    if (!source) {
+      std::fprintf(stderr, "lazyfs: %s\n", source.error().ToString().c_str());
+      exit_code = 2;
+      return;
+    }
+    options->convert.source = std::move(*source);
     Status status = ConvertImage(*src, *dst, options->convert);
     if (!status) {
       std::fprintf(stderr, "lazyfs: convert: %s\n", status.error().ToString().c_str());

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh
 [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
-ninja -C build >/dev/null
+ninja -C build --quiet  # errors still print
 lazyfs=$PWD/build/tools/lazyfs
 
 demo=${LAZYFS_DEMO_DIR:-/var/cache/lazyfs-demo}

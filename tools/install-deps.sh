@@ -9,10 +9,11 @@ packages=(
   libfuse3-dev liblmdb-dev libxxhash-dev libssl-dev libcurl4-openssl-dev
   nlohmann-json3-dev libarchive-dev libzstd-dev zlib1g-dev libcli11-dev libfmt-dev doctest-dev
   # run
-  fuse3 ca-certificates
+  fuse3 ca-certificates tini  # tini: PID 1 of `lazyfs run` containers
   # tests, demo and benchmarks: real tools, no fakes
   python3 umoci skopeo stargz-snapshotter containerd docker-registry nginx-light crun mmdebstrap
   attr lmdb-utils openssl apache2-utils zstd util-linux iproute2 procps psmisc
+  python3-matplotlib  # HelloBench plots (util-linux: fincore, iproute2: netns + tc tbf)
 )
 
 missing=()

@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
   lazyfs::tools::AddMountCommands(app, exit_code);
   lazyfs::tools::AddConvertCommand(app, exit_code);
   lazyfs::tools::AddStatsCommand(app, exit_code);
+  lazyfs::tools::AddCacheCommand(app, exit_code);
+  lazyfs::tools::AddTraceCommand(app, exit_code);
+  lazyfs::tools::AddPushCommand(app, exit_code);
+  lazyfs::tools::AddRunCommand(app, exit_code);
+  lazyfs::tools::AddPsCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

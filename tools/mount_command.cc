@@ -18,6 +18,7 @@
 #include "fs/image_loader.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
+#include "tools/mount_observability.h"
 #include "tools/stats_command.h"
 
 namespace lazyfs::tools {
@@ -43,9 +44,9 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
   cache::CacheOptions cache_options;
   if (!options.cache_dir.empty()) cache_options.dir = options.cache_dir;
+  cache_options.max_bytes = options.cache_size;
   std::unique_ptr<cache::ChunkStore> store = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
-  fetch::SourceOptions source_options;
-  source_options.platform = options.platform;
+  fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
   std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
 
   auto started = std::chrono::steady_clock::now();
@@ -60,6 +61,10 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   fs::LayerRestreamers restreamers(source->blobs(), *store, image.layers);
   fs::ChunkReader reader(*store, std::move(layers), [&](uint32_t layer) { return restreamers.Restream(layer); });
   fs::Filesystem filesystem(options.ref, image.tree, reader);
+  MountObservabilityOptions observability_options = options.observability;
+  observability_options.registry = source_options.registry;
+  std::unique_ptr<MountObservability> observability =
+      LAZYFS_TRY(MountObservability::Setup(observability_options, image, ref, reader, filesystem));
 
   fs::MountOptions mount_options;
   mount_options.mountpoint = options.mountpoint;
@@ -73,10 +78,11 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   LogInfo("mounted {} at {}", options.ref, mountpoint);
   Result<std::unique_ptr<ControlServer>> control =
       ControlServer::Start(ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
-        if (request == "stats") return StatsJson(mountpoint, image, reader.counters()).dump();
+        if (request == "stats") return StatsJson(mountpoint, image, reader.counters(), observability.get()).dump();
         return R"({"error":"unknown request"})";
       });
   if (!control) LogWarn("no control socket for {} (lazyfs stats will not see it): {}", mountpoint, control.error().ToString());
+  observability->StartPrefetch();
   ready.Send("ok\n");
   if (!options.foreground) {
     // Detached from the terminal: stdio goes nowhere, log lines go to the log file.
@@ -91,6 +97,7 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   Status served = mount->Serve();
   if (control) control->reset();
   mount.reset();  // unmount before the reader and the store go away
+  if (Status finished = observability->Finish(); !finished) LogWarn("{}", finished.error().ToString());
   const fs::ReadCounters& c = reader.counters();
   LogInfo("unmounted {}: {} reads, {} bytes read, {} chunk hits, {} misses, {} fetches, {} bytes fetched",
           options.mountpoint, c.reads.load(), c.bytes_read.load(), c.chunk_hits.load(), c.chunk_misses.load(),
@@ -193,17 +200,29 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
   auto mount = std::make_shared<MountCommandOptions>();
   mount->cache_dir = DefaultCacheDir();
   CLI::App* cmd = app.add_subcommand("mount", "Mount an image read-only; file contents are fetched lazily");
-  cmd->add_option("image", mount->ref, "oci:DIR[:TAG]")->required();
+  cmd->add_option("image", mount->ref, "oci:DIR[:TAG] or docker://HOST[:PORT]/NAME[:TAG|@DIGEST]")->required();
   cmd->add_option("mountpoint", mount->mountpoint, "an existing directory")->required();
   cmd->add_flag("-f,--foreground", mount->foreground, "stay in the foreground, log to stderr");
   cmd->add_option("--cache-dir", mount->cache_dir, "shared chunk cache ($LAZYFS_CACHE_DIR)")->capture_default_str();
+  cmd->add_option("--cache-size", mount->cache_size,
+                  "cap on cached chunk bytes, e.g. 20G (default: the cap recorded in the cache, else 10G)")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--log-file", mount->log_file,
                   std::string("log file (default in the background: ") + kDefaultLogFile + ")");
   cmd->add_flag("--allow-other", mount->allow_other, "let other users access the mount");
   cmd->add_flag("--debug-fuse", mount->debug_fuse, "trace every FUSE request (foreground only)");
-  cmd->add_option("--platform", mount->platform, "platform to pick from a multi-platform image")->capture_default_str();
+  AddSourceFlags(*cmd, mount->source);
   cmd->add_option("--threads", mount->threads, "FUSE worker threads")->capture_default_str();
-  cmd->callback([mount, &exit_code] { exit_code = RunMount(*mount); });
+  cmd->add_option("--trace", mount->observability.trace_file, "record every read to this trace file (lazyfs trace show)");
+  cmd->add_option("--prefetch", mount->observability.prefetch,
+                  "prefetch the chunks a trace read, in the background: a trace file, or auto (stored next to a "
+                  "docker:// image by lazyfs trace push)");
+  cmd->add_option("--prefetch-threads", mount->observability.prefetch_threads, "parallel prefetch requests")
+      ->capture_default_str();
+  cmd->callback([mount, &exit_code] {
+    mount->observability.MakePathsAbsolute();
+    exit_code = RunMount(*mount);
+  });
 
   auto mountpoint = std::make_shared<std::string>();
   CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyfs mount (the daemon then exits)");

@@ -5,9 +5,12 @@
 // returns 0 only once the mount is live, and prints the child's error otherwise.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/log.h"
+#include "tools/mount_observability.h"
+#include "tools/source_flags.h"
 
 namespace lazyfs::tools {
 
@@ -16,11 +19,13 @@ struct MountCommandOptions {
   std::string mountpoint;
   bool foreground = false;
   std::string cache_dir;
+  uint64_t cache_size = 0;      // cap on cached chunk bytes; 0: the cap recorded in the cache, else 10 GiB
   std::string log_file;          // empty: stderr in the foreground, kDefaultLogFile in the background
   bool allow_other = false;
   bool debug_fuse = false;
-  std::string platform = "linux/amd64";
+  SourceFlags source;  // --platform, registries, mirrors, --read-timeout, --retries
   unsigned threads = 16;
+  MountObservabilityOptions observability;  // --trace, --prefetch
 };
 
 inline constexpr const char* kDefaultLogFile = "/var/log/lazyfs/lazyfs.log";

@@ -222,7 +222,7 @@ TEST_CASE("OpenImageSource: oci resolves tag -> index -> platform manifest -> co
 
   for (const char* platform : {"linux/amd64", "linux/arm64"}) {
     CAPTURE(platform);
-    auto source = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{platform});
+    auto source = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{platform, {}});
     REQUIRE(source);
     auto resolved = (*source)->Resolve();
     REQUIRE(resolved);
@@ -233,13 +233,16 @@ TEST_CASE("OpenImageSource: oci resolves tag -> index -> platform manifest -> co
     REQUIRE(layer);
     CHECK(*layer == (std::string(platform) == "linux/amd64" ? "amd64" : "arm64"));
   }
-  auto none = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{"linux/riscv64"});
+  auto none = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{"linux/riscv64", {}});
   REQUIRE(none);
   CHECK((*none)->Resolve().error().code() == ErrorCode::kNotFound);
 
-  auto docker = OpenImageSource(*ImageRef::Parse("docker://localhost:5000/app"), SourceOptions{});
-  REQUIRE_FALSE(docker);
-  CHECK(docker.error().code() == ErrorCode::kUnsupported);
+  // docker:// opens a registry source; nothing is fetched until Resolve.
+  SourceOptions registry_options;
+  registry_options.registry.search_auth_files = false;
+  auto docker = OpenImageSource(*ImageRef::Parse("docker://localhost:5000/app"), registry_options);
+  REQUIRE(docker);
+  CHECK((*docker)->Describe() == "docker://localhost:5000/app:latest");
 }
 
 TEST_CASE("OpenImageSource: a manifest whose descriptor size lies is kCorrupt") {

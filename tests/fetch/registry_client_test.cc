@@ -462,4 +462,66 @@ TEST_CASE("HttpStatusError: maps statuses to codes and retryability") {
   CHECK_FALSE(HttpStatusError(MakeResponse(400), "x").retryable());
 }
 
+TEST_CASE("RegistryClient: the read timeout bounds a read, every retry and wait included") {
+  // A fake clock: requests "take" the time the server makes them take, waits advance it too.
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::milliseconds elapsed{0};
+  RegistryClientOptions options;
+  options.insecure = true;
+  options.retry.jitter = 0;
+  options.retry.max_attempts = 1000;  // only the deadline may end these loops
+  options.read_timeout = 30s;
+  options.request_timeout = 60s;
+  options.now = [&] { return start + elapsed; };
+  options.sleep = [&](std::chrono::milliseconds d) { elapsed += d; };
+  std::vector<std::chrono::milliseconds> timeouts;
+
+  SUBCASE("a registry that stalls every request") {
+    auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+      timeouts.push_back(r.timeout);
+      elapsed += r.timeout;  // the transport gives up exactly at the timeout it was given
+      return Error(ErrorCode::kTimeout, "Operation timed out", /*retryable=*/true);
+    });
+    RegistryClient client(kHost, options, transport);
+    auto got = client.GetBlobRange("app", Sha256Of(kBlob), 0, 2);
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kTimeout);
+    CHECK(elapsed <= 30s);
+    // A stalled first attempt leaves room for another on a fresh connection.
+    CHECK(timeouts.size() >= 2);
+    CHECK(timeouts.front() <= 15s);
+  }
+  SUBCASE("a registry that answers 503 with a long Retry-After forever") {
+    auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+      timeouts.push_back(r.timeout);
+      elapsed += 10ms;
+      return MakeResponse(503, "", {{"retry-after", "7"}});
+    });
+    RegistryClient client(kHost, options, transport);
+    auto got = client.GetManifest("app", "latest");
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kTimeout);
+    CHECK(got.error().message().find("503") != std::string::npos);  // the last failure is named
+    CHECK(elapsed <= 30s);
+    CHECK(timeouts.size() == 5);  // at 0, 7, 14, 21 and 28 s; a wait to 35 s is not taken
+  }
+  SUBCASE("one deadline shared by several range reads") {
+    auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+      elapsed += 12s;
+      return ServeBlob(r);
+    });
+    RegistryClient client(kHost, options, transport);
+    auto deadline = client.ReadDeadline();
+    REQUIRE(deadline);
+    CHECK(client.GetBlobRange("app", Sha256Of(kBlob), 0, 2, deadline));
+    CHECK(client.GetBlobRange("app", Sha256Of(kBlob), 4, 2, deadline));
+    auto third = client.GetBlobRange("app", Sha256Of(kBlob), 8, 2, deadline);  // starts at 24 s: 6 s left
+    CHECK(third);  // the fake ignores its 6 s timeout; what matters is that it was given
+    auto fourth = client.GetBlobRange("app", Sha256Of(kBlob), 8, 2, deadline);  // starts at 36 s
+    REQUIRE_FALSE(fourth);
+    CHECK(fourth.error().code() == ErrorCode::kTimeout);
+    CHECK(transport->requests().back().timeout <= 6s);
+  }
+}
+
 }  // namespace lazyfs::fetch

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -246,6 +247,39 @@ TEST_CASE("eStargz: the blob gunzips to a tar with the same entries, hashing to 
   std::string toc_tar = test::GunzipAll(blob.substr(*toc_offset, blob.size() - kEstargzFooterSize - *toc_offset));
   CHECK(toc_tar.substr(0, 17) == "stargz.index.json");
   CHECK(out_tar.ends_with(std::string(1024, '\0')));
+}
+
+// Regression (found by tests/integration/test_ctr_remote.py): the writer meant to keep Go's TOCEntry field
+// order but put `digest` before `offset` and xattrs in tar order; ctr-remote writes `offset` before
+// `xattrs` and `digest`, and xattr names sorted (Go's encoder sorts map keys).
+TEST_CASE("eStargz: TOC entries use Go's field order and sorted xattr names, like ctr-remote") {
+  TarBuilder t;
+  t.File("f", "data", {.uid = 5, .gid = 6, .xattrs = {{"user.z", "1"}, {"security.capability", "2"}, {"user.a", "3"}}});
+  t.File("big", Pattern(2500, 3));
+  t.Device("null", AE_IFCHR, 1, 3);
+  auto converted = test::Convert(t.Finish(), SmallChunks());
+  REQUIRE_MESSAGE(converted.has_value(), converted.error().ToString());
+  std::vector<ListedEntry> written = ListTar(test::GunzipAll(converted->first));
+  REQUIRE(written.back().name == "stargz.index.json");
+  auto toc = nlohmann::ordered_json::parse(written.back().data);
+  auto keys = [](const nlohmann::ordered_json& j) {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : j.items()) out.push_back(key);
+    return out;
+  };
+  std::map<std::string, std::vector<std::vector<std::string>>> by_name;
+  for (const auto& e : toc["entries"]) by_name[e["name"].get<std::string>()].push_back(keys(e));
+  using Keys = std::vector<std::string>;
+  CHECK(by_name["f"] == std::vector<Keys>{{"name", "type", "size", "modtime", "mode", "uid", "gid", "offset", "xattrs",
+                                           "digest", "chunkDigest"}});
+  CHECK(by_name["big"] == std::vector<Keys>{
+                              {"name", "type", "size", "modtime", "mode", "offset", "digest", "chunkSize", "chunkDigest"},
+                              {"name", "type", "offset", "chunkOffset", "chunkSize", "chunkDigest"},
+                              {"name", "type", "offset", "chunkOffset", "chunkDigest"}});
+  CHECK(by_name["null"] == std::vector<Keys>{{"name", "type", "modtime", "mode", "devMajor", "devMinor"}});
+  for (const auto& e : toc["entries"]) {
+    if (e["name"] == "f") CHECK(keys(e["xattrs"]) == Keys{"security.capability", "user.a", "user.z"});
+  }
 }
 
 TEST_CASE("eStargz: prioritized files come first with their parents, then .prefetch.landmark") {

@@ -94,6 +94,7 @@ class Registry:
         self.ca_file = None
         self.process = None
         self.log_path = None
+        self.config_path = None
 
     @property
     def host(self):
@@ -141,21 +142,43 @@ class Registry:
                 for user, password in self.users.items():
                     f.write(f"{user}:{bcrypt_hash(password)}\n")
             lines += ["auth:", "  htpasswd:", "    realm: lazyfs-test", f"    path: {htpasswd}"]
-        config = os.path.join(self.dir, "config.yml")
-        with open(config, "w") as f:
+        self.config_path = os.path.join(self.dir, "config.yml")
+        with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.log_path = os.path.join(self.dir, "registry.log")
-        log = open(self.log_path, "wb")
         try:
-            self.process = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        try:
-            self._wait_ready()
+            self._spawn()
         except Exception:
             self.stop()
             raise
+
+    def _spawn(self):
+        log = open(self.log_path, "ab")
+        try:
+            # docker-registry reads REGISTRY_* variables as config overrides (REGISTRY_AUTH_FILE, meant for
+            # clients, would become auth.file): the server gets none of them.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+            self.process = subprocess.Popen([REGISTRY_BIN, "serve", self.config_path], stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def stop_process(self):
+        """Stops the registry but keeps its storage, config and port for restart_process()."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def restart_process(self):
+        """Starts the registry again on the same port with the same storage (after stop_process)."""
+        self.stop_process()
+        self._spawn()
 
     def _ssl_context(self):
         if not self.tls:
@@ -188,14 +211,7 @@ class Registry:
             return ""
 
     def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        self.stop_process()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

@@ -1,0 +1,89 @@
+// Prefetcher: warms the cache with the chunks a trace says an image's start-up reads, in first-access
+// order, from a small pool of background threads (parallel requests), yielding to the foreground.
+//
+// PlanPrefetch resolves each trace record's path in the mounted tree (paths that no longer exist or are
+// not regular files are skipped: a trace of an older image still helps with the files that stayed) and
+// lists the chunks covering its range, each chunk once (by digest), in the order first needed.
+//
+// Yielding: before each chunk, a worker waits while foreground reads are waiting on a fetch
+// (ReadCounters::misses_in_flight), re-checking every millisecond, so prefetch requests never queue in
+// front of a read an application is blocked on. A chunk the foreground is already fetching is joined
+// through ChunkReader's single flight, never fetched twice.
+//
+// Thread safety: Start once; progress() from any thread. The destructor stops the workers (each
+// finishes the chunk it is on) and joins them, so destroy it before the ChunkReader.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/chunk_reader.h"
+#include "fs/trace.h"
+#include "fs/union_tree.h"
+
+namespace lazyfs::fs {
+
+struct PrefetchItem {
+  uint32_t layer = 0;
+  ChunkRef chunk;
+};
+
+struct PrefetchPlan {
+  std::vector<PrefetchItem> items;
+  uint64_t records = 0;          // trace records looked at
+  uint64_t missing_paths = 0;    // records whose path is not a regular file in this tree
+};
+
+PrefetchPlan PlanPrefetch(const Trace& trace, const UnionTree& tree);
+
+struct PrefetchProgress {
+  uint64_t planned = 0;   // chunks in the plan
+  uint64_t done = 0;      // chunks handled (fetched, already cached or failed)
+  uint64_t fetched = 0;   // chunks this prefetcher fetched
+  uint64_t cached = 0;    // chunks already in the cache
+  uint64_t errors = 0;
+  uint64_t yields = 0;    // times a worker waited for foreground misses
+  bool finished = false;  // every worker has exited
+  int64_t elapsed_ms = 0; // from Start to finish (or to now)
+};
+
+class Prefetcher {
+ public:
+  Prefetcher(ChunkReader& reader, PrefetchPlan plan, unsigned threads);
+  ~Prefetcher();
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  void Start();
+  PrefetchProgress progress() const;
+
+ private:
+  void Worker();
+  // Waits while the foreground has misses in flight; false when stopping.
+  bool YieldToForeground();
+
+  // Constant after construction.
+  ChunkReader& reader_;
+  const PrefetchPlan plan_;
+  const unsigned threads_;
+  std::chrono::steady_clock::time_point start_time_;  // set by Start before the workers exist
+  std::atomic<bool> started_{false};
+
+  std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> done_{0}, fetched_{0}, cached_{0}, errors_{0}, yields_{0};
+  std::atomic<unsigned> running_{0};
+  std::atomic<int64_t> finished_ms_{-1};
+  std::atomic<bool> stop_{false};
+
+  std::mutex stop_mu_;  // only for the timed waits, so the destructor wakes workers at once
+  std::condition_variable stop_cv_;
+
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace lazyfs::fs

@@ -1,0 +1,666 @@
+// `lazyfs run`: resolves the image, attaches to (or starts) its shared lazy mount, stacks an overlay on
+// it, writes the bundle and runs it with crun (create + start, waited for as a child subreaper), then
+// tears everything down in reverse order through RAII. The host state it keeps is described in
+// run_command.h. Single-threaded; cross-process coordination through flock(2).
+#include "tools/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <random>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "fetch/image_source.h"
+#include "tools/commands.h"
+#include "tools/control_socket.h"
+#include "tools/oci_bundle.h"
+
+namespace lazyfs::tools {
+namespace {
+
+namespace stdfs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kLazyfsFailed = 125;  // as `docker run`: the runner failed, not the command
+constexpr const char* kTiniPath = "/usr/bin/tini-static";
+constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+constexpr int kDaemonExitTimeoutMs = 10000;
+
+std::string ImagesDir() { return std::string(kRunDir) + "/images"; }
+std::string SandboxDir(const std::string& id) { return std::string(kSandboxTmpBase) + "/lazyfs-run." + id; }
+std::string LockPath(const std::string& id) { return SandboxesDir() + "/" + id + ".lock"; }
+std::string RecordPath(const std::string& id) { return SandboxesDir() + "/" + id + ".json"; }
+
+// ---------------------------------------------------------------------------------------------------
+// Small RAII pieces.
+
+// An flock(2)ed file. Locks belong to the open file description, so they vanish when the process dies.
+class FileLock {
+ public:
+  FileLock() = default;
+  // Opens (creating) and locks `path`. Blocking unless `try_only`; a busy try returns an unheld lock.
+  static Result<FileLock> Acquire(const std::string& path, bool try_only) {
+    UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDWR | O_CREAT, 0600));
+    while (::flock(fd.get(), LOCK_EX | (try_only ? LOCK_NB : 0)) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) return FileLock();
+      return PosixError(errno, "flock " + path);
+    }
+    return FileLock(std::move(fd));
+  }
+  bool held() const { return fd_.valid(); }
+  void Release() { fd_.Reset(); }
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+bool IsMountPoint(const std::string& path) {
+  struct stat self {}, parent {};
+  if (::lstat(path.c_str(), &self) != 0) return errno == ENOTCONN;  // a FUSE mount whose daemon died
+  if (::lstat((stdfs::path(path) / "..").c_str(), &parent) != 0) return false;
+  return self.st_dev != parent.st_dev;
+}
+
+// Unmounts `path`, lazily when it is still busy. Quiet when it is not mounted.
+void Unmount(const std::string& path) {
+  if (::umount2(path.c_str(), 0) == 0 || errno == EINVAL || errno == ENOENT) return;
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
+    LogWarn("umount {}: {}", path, std::strerror(errno));
+  }
+}
+
+// rm -rf that never descends into another file system: a mount left below must not lose its files.
+void RemoveTree(const std::string& root) {
+  struct stat top {};
+  if (::lstat(root.c_str(), &top) != 0) return;
+  std::error_code ec;
+  std::vector<stdfs::path> dirs;
+  for (auto it = stdfs::recursive_directory_iterator(root, stdfs::directory_options::skip_permission_denied, ec);
+       !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    if (st.st_dev != top.st_dev) {
+      LogWarn("not removing {}: another file system is mounted there", it->path().string());
+      it.disable_recursion_pending();
+      return;
+    }
+  }
+  stdfs::remove_all(root, ec);
+  if (ec) LogWarn("remove {}: {}", root, ec.message());
+}
+
+struct ExitStatus {
+  int code = 0;
+  int signal = 0;  // nonzero when killed
+};
+
+ExitStatus Decode(int status) {
+  if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), WTERMSIG(status)};
+  return {WEXITSTATUS(status), 0};
+}
+
+// fork + exec with default signal handling restored in the child. stdout goes to /dev/null when
+// `quiet_stdout`; stderr is always ours (crun's and the mount daemon's errors reach the user).
+Result<pid_t> Spawn(const std::vector<std::string>& args, bool quiet_stdout) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return PosixError(errno, "fork");
+  if (pid == 0) {
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    if (quiet_stdout) {
+      int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0) ::dup2(null, STDOUT_FILENO);
+    }
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "lazyfs: exec %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+Result<ExitStatus> SpawnAndWait(const std::vector<std::string>& args, bool quiet_stdout) {
+  pid_t pid = LAZYFS_TRY(Spawn(args, quiet_stdout));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return PosixError(errno, "waitpid " + args[0]);
+  }
+  return Decode(status);
+}
+
+std::string RandomId() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:04x}", rd(), rd() & 0xffff);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The shared image mount.
+
+// Drops sandbox `id`'s reference to the image mount in `image_dir`; the last reference unmounts it.
+// Other users whose flock is free died without detaching: their files go too.
+void ReleaseImageUser(const std::string& image_dir, const std::string& id) {
+  Result<FileLock> lock = FileLock::Acquire(image_dir + "/lock", false);
+  if (!lock) {
+    LogWarn("image {}: {}", image_dir, lock.error().ToString());
+    return;
+  }
+  std::string users = image_dir + "/users";
+  ::unlink((users + "/" + id).c_str());
+  size_t live = 0;
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(users, ec)) {
+    Result<FileLock> user = FileLock::Acquire(entry.path().string(), true);
+    if (user && !user->held()) {
+      ++live;
+    } else {
+      ::unlink(entry.path().c_str());
+    }
+  }
+  if (live == 0) {
+    // Wait (bounded) for the daemon to exit: on its way out it removes its control socket, which must
+    // not happen after the next sandbox has mounted the image again at the same path.
+    std::string rootfs = image_dir + "/rootfs";
+    UniqueFd daemon;
+    if (Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "stats")) {
+      json stats = json::parse(*reply, nullptr, false);
+      if (stats.is_object() && stats.value("pid", 0) > 0) {
+        daemon = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, stats.value("pid", 0), 0)));
+      }
+    }
+    Unmount(rootfs);
+    if (daemon.valid()) {
+      pollfd exited{daemon.get(), POLLIN, 0};
+      if (::poll(&exited, 1, kDaemonExitTimeoutMs) == 0) LogWarn("the mount daemon of {} has not exited", rootfs);
+    }
+  }
+}
+
+// One sandbox's reference to the lazy mount of its image, mounting it when no sandbox has yet.
+class ImageUse {
+ public:
+  static Result<std::unique_ptr<ImageUse>> Acquire(const std::string& ref, const Sha256Digest& manifest,
+                                                   const std::string& id, const RunCommandOptions& options) {
+    std::string dir = ImagesDir() + "/" + manifest.Hex();
+    LAZYFS_TRY(MakeDirs(dir + "/users", 0700));
+    LAZYFS_TRY(MakeDirs(dir + "/rootfs", 0755));
+    // Declared before the lock: on an early return the lock goes first, then ~ImageUse takes it again.
+    std::unique_ptr<ImageUse> use(new ImageUse(dir, id));
+    FileLock lock = LAZYFS_TRY(FileLock::Acquire(dir + "/lock", false));
+    // The user file is locked before the image lock is dropped, so no one sees it stale.
+    use->user_lock_ = LAZYFS_TRY(FileLock::Acquire(dir + "/users/" + id, true));
+    if (!use->user_lock_.held()) return Internal("sandbox id " + id + " already in use");
+    std::string rootfs = use->rootfs();
+    if (IsMountPoint(rootfs) && !Answers(rootfs, manifest)) {
+      LogWarn("image mount {} does not answer: replacing it", rootfs);
+      Unmount(rootfs);
+    }
+    if (!IsMountPoint(rootfs)) {
+      std::vector<std::string> args = {"/proc/self/exe", "--log-level", LogLevelName(), "mount", "--allow-other",
+                                        "--cache-dir", options.cache_dir, "--platform", options.platform};
+      if (!options.log_file.empty()) args.insert(args.end(), {"--log-file", options.log_file});
+      args.insert(args.end(), {ref, rootfs});
+      ExitStatus st = LAZYFS_TRY(SpawnAndWait(args, true));
+      if (st.code != 0) return IoError("lazyfs mount " + ref + " failed (exit " + std::to_string(st.code) + ")");
+      LogDebug("mounted {} at {}", ref, rootfs);
+    } else {
+      LogDebug("reusing the mount of {} at {}", ref, rootfs);
+    }
+    return use;
+  }
+
+  ~ImageUse() {
+    user_lock_.Release();
+    ReleaseImageUser(dir_, id_);
+  }
+  ImageUse(const ImageUse&) = delete;
+  ImageUse& operator=(const ImageUse&) = delete;
+
+  std::string rootfs() const { return dir_ + "/rootfs"; }
+
+ private:
+  ImageUse(std::string dir, std::string id) : dir_(std::move(dir)), id_(std::move(id)) {}
+
+  static std::string LogLevelName() {
+    switch (GetLogLevel()) {
+      case LogLevel::kDebug: return "debug";
+      case LogLevel::kInfo: return "info";
+      case LogLevel::kWarn: return "warn";
+      case LogLevel::kError: return "error";
+      case LogLevel::kOff: return "off";
+    }
+    return "info";
+  }
+
+  // Whether a live daemon serves `rootfs` with this manifest (a dead one leaves ENOTCONN behind).
+  static bool Answers(const std::string& rootfs, const Sha256Digest& manifest) {
+    Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "stats");
+    if (!reply) return false;
+    json stats = json::parse(*reply, nullptr, false);
+    return stats.is_object() && stats.value("manifest_digest", "") == manifest.ToString();
+  }
+
+  std::string dir_;
+  std::string id_;
+  FileLock user_lock_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// The sandbox's writable layer and its record.
+
+class SandboxFiles {
+ public:
+  // Creates the temp dir with upper/, work/ and merged/ and mounts the overlay on merged/.
+  static Result<std::unique_ptr<SandboxFiles>> Create(const std::string& id, const std::string& lower) {
+    std::string dir = SandboxDir(id);
+    if (::mkdir(dir.c_str(), 0700) != 0) return PosixError(errno, "mkdir " + dir);
+    std::unique_ptr<SandboxFiles> files(new SandboxFiles(dir));
+    for (const char* sub : {"upper", "work", "merged"}) {
+      if (::mkdir((dir + "/" + sub).c_str(), 0755) != 0) return PosixError(errno, "mkdir " + dir + "/" + sub);
+    }
+    std::string data = "lowerdir=" + lower + ",upperdir=" + dir + "/upper,workdir=" + dir + "/work";
+    if (::mount("overlay", files->merged().c_str(), "overlay", 0, data.c_str()) != 0) {
+      return PosixError(errno, "mount overlay on " + files->merged() + " (" + data + ")");
+    }
+    files->mounted_ = true;
+    return files;
+  }
+
+  ~SandboxFiles() {
+    if (mounted_) Unmount(merged());
+    RemoveTree(dir_);
+  }
+  SandboxFiles(const SandboxFiles&) = delete;
+  SandboxFiles& operator=(const SandboxFiles&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  std::string merged() const { return dir_ + "/merged"; }
+
+ private:
+  explicit SandboxFiles(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+// The record file; removed on destruction (its lock is released after, by its owner).
+class RecordFile {
+ public:
+  static Result<std::unique_ptr<RecordFile>> Write(const SandboxRecord& record) {
+    std::string path = RecordPath(record.id);
+    LAZYFS_TRY(WriteFileAtomic(path, record.ToJson().dump() + "\n"));
+    return std::unique_ptr<RecordFile>(new RecordFile(path));
+  }
+  ~RecordFile() { ::unlink(path_.c_str()); }
+  RecordFile(const RecordFile&) = delete;
+  RecordFile& operator=(const RecordFile&) = delete;
+
+ private:
+  explicit RecordFile(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// Cleans up after `lazyfs run`s that died: their lock is free but their record is still there.
+void CleanStaleSandboxes() {
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(SandboxesDir(), ec)) {
+    if (entry.path().extension() != ".json") continue;
+    std::string id = entry.path().stem().string();
+    Result<FileLock> lock = FileLock::Acquire(LockPath(id), true);
+    if (!lock || !lock->held()) continue;  // alive (or not ours to judge)
+    Result<std::string> text = ReadWholeFile(entry.path().string());
+    std::optional<SandboxRecord> record;
+    if (text) record = SandboxRecord::FromJson(json::parse(*text, nullptr, false));
+    LogInfo("cleaning up sandbox {} of a lazyfs run that died", id);
+    [[maybe_unused]] Result<ExitStatus> deleted = SpawnAndWait({"crun", "delete", "-f", id}, true);
+    std::string dir = record && !record->dir.empty() ? record->dir : SandboxDir(id);
+    if (dir.starts_with(std::string(kSandboxTmpBase) + "/lazyfs-run.")) {
+      Unmount(dir + "/merged");
+      RemoveTree(dir);
+    }
+    if (record) {
+      if (std::optional<Sha256Digest> digest = Sha256Digest::Parse(record->manifest_digest)) {
+        ReleaseImageUser(ImagesDir() + "/" + digest->Hex(), id);
+      }
+    }
+    ::unlink(entry.path().c_str());
+    ::unlink(LockPath(id).c_str());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The container.
+
+// Signals that `lazyfs run` forwards, plus SIGCHLD, read from a signalfd. Blocking them first also
+// means a SIGTERM during set-up waits until the RAII objects can clean up.
+class SignalWatch {
+ public:
+  static Result<SignalWatch> Start() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kForwardedSignals) sigaddset(&set, s);
+    sigaddset(&set, SIGCHLD);
+    if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return PosixError(errno, "sigprocmask");
+    UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!fd.valid()) return PosixError(errno, "signalfd");
+    return SignalWatch(std::move(fd));
+  }
+  // The next pending signal, 0 if none.
+  int Next() {
+    signalfd_siginfo info{};
+    if (::read(fd_.get(), &info, sizeof info) != sizeof info) return 0;
+    return static_cast<int>(info.ssi_signo);
+  }
+  int fd() const { return fd_.get(); }
+
+ private:
+  explicit SignalWatch(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// A container created and started with crun; `crun delete -f` on destruction. The container's init is
+// re-parented to this process (a child subreaper), so waitpid sees its real exit status.
+class Container {
+ public:
+  static Result<std::unique_ptr<Container>> Start(const std::string& id, const std::string& bundle) {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return PosixError(errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+    std::unique_ptr<Container> c(new Container(id));
+    std::string pid_file = bundle + "/container.pid";
+    ExitStatus created = LAZYFS_TRY(SpawnAndWait({"crun", "create", "--bundle", bundle, "--pid-file", pid_file, id}, false));
+    if (created.code != 0) return IoError("crun create failed (exit " + std::to_string(created.code) + ")");
+    c->created_ = true;
+    std::string pid_text = LAZYFS_TRY(ReadWholeFile(pid_file));
+    c->pid_ = static_cast<pid_t>(std::atoi(pid_text.c_str()));
+    if (c->pid_ <= 0) return Internal("crun wrote no container pid");
+    ExitStatus started = LAZYFS_TRY(SpawnAndWait({"crun", "start", id}, false));
+    if (started.code != 0) return IoError("crun start failed (exit " + std::to_string(started.code) + ")");
+    return c;
+  }
+
+  ~Container() {
+    if (!created_) return;
+    Result<ExitStatus> deleted = SpawnAndWait({"crun", "delete", "-f", id_}, true);
+    if (!deleted || deleted->code != 0) LogWarn("crun delete -f {} failed", id_);
+  }
+  Container(const Container&) = delete;
+  Container& operator=(const Container&) = delete;
+
+  // Waits for the container to exit, forwarding SIGINT/SIGTERM/SIGHUP/SIGQUIT to its init; SIGKILL
+  // follows `stop_timeout` seconds after the first forwarded signal.
+  ExitStatus Wait(SignalWatch& signals, double stop_timeout) {
+    using Clock = std::chrono::steady_clock;
+    bool stopping = false;  // a signal was forwarded; SIGKILL at kill_at
+    Clock::time_point kill_at{};
+    for (;;) {
+      int status = 0;
+      pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) return Decode(status);
+      if (done < 0 && errno == ECHILD) return {kLazyfsFailed, 0};
+      // Other orphans re-parented to us (crun's helpers) are reaped here; the container may be among them
+      // if it exited since the waitpid above.
+      for (pid_t other; (other = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+        if (other == pid_) return Decode(status);
+      }
+      int timeout_ms = -1;
+      if (stopping) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count();
+        if (left <= 0) {
+          ::kill(pid_, SIGKILL);
+          stopping = false;
+          continue;
+        }
+        timeout_ms = static_cast<int>(left);
+      }
+      pollfd pfd{signals.fd(), POLLIN, 0};
+      ::poll(&pfd, 1, timeout_ms);
+      while (int sig = signals.Next()) {
+        if (sig == SIGCHLD) continue;
+        LogDebug("forwarding signal {} to the container", sig);
+        ::kill(pid_, sig);
+        if (!stopping) {
+          stopping = true;
+          kill_at = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(stop_timeout * 1000));
+        }
+      }
+    }
+  }
+
+ private:
+  explicit Container(std::string id) : id_(std::move(id)) {}
+  std::string id_;
+  pid_t pid_ = -1;
+  bool created_ = false;
+};
+
+// Reads a kernel pseudo-file (cgroupfs reports size 0 or 4096, so ReadWholeFile's fstat size is useless).
+Result<std::string> ReadPseudoFile(const std::string& path) {
+  UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDONLY));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "read " + path);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Reads the OOM-kill count of the container's memory cgroup (v1 memory.oom_control or v2
+// memory.events), before `crun delete` removes it.
+uint64_t OomKills(const std::string& cgroups_path) {
+  for (const char* candidate : {"/sys/fs/cgroup/memory", "/sys/fs/cgroup"}) {
+    for (const char* file : {"/memory.oom_control", "/memory.events"}) {
+      Result<std::string> text = ReadPseudoFile(std::string(candidate) + cgroups_path + file);
+      if (!text) continue;
+      size_t pos = text->find("oom_kill ");
+      if (pos == std::string::npos) continue;
+      return std::strtoull(text->c_str() + pos + 9, nullptr, 10);
+    }
+  }
+  return 0;
+}
+
+std::string ReadOrEmpty(const std::string& path) {
+  Result<std::string> text = ReadWholeFile(path);
+  return text ? *text : std::string();
+}
+
+// Makes a relative oci: path absolute: the mount daemon resolves it after chdir("/").
+Result<std::string> AbsoluteRef(const std::string& text) {
+  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(text));
+  if (ref.transport == fetch::ImageRef::Transport::kOciLayout) {
+    std::error_code ec;
+    ref.path = stdfs::absolute(ref.path, ec).lexically_normal().string();
+    if (ec) return PosixError(ec.value(), "resolve " + ref.path);
+  }
+  return ref.ToString();
+}
+
+struct Prepared {
+  std::string ref;
+  fetch::ResolvedImage image;
+  ImageConfig config;
+  RunOptions run;
+};
+
+Result<Prepared> Prepare(const RunCommandOptions& options) {
+  Prepared p;
+  p.ref = LAZYFS_TRY(AbsoluteRef(options.ref));
+  fetch::SourceOptions source_options;
+  source_options.platform = options.platform;
+  std::unique_ptr<fetch::ImageSource> source =
+      LAZYFS_TRY(fetch::OpenImageSource(LAZYFS_TRY(fetch::ImageRef::Parse(p.ref)), source_options));
+  p.image = LAZYFS_TRY(source->Resolve());
+  p.config = LAZYFS_TRY(ParseImageConfig(p.image.config_json));
+  if (!options.command.empty()) p.run.command = options.command;
+  for (const std::string& e : options.env) {
+    if (e.find('=') == std::string::npos) return InvalidArgument("--env " + e + ": want K=V");
+  }
+  p.run.env = options.env;
+  for (const std::string& v : options.volumes) p.run.volumes.push_back(LAZYFS_TRY(ParseVolume(v)));
+  if (options.network != "none" && options.network != "host") return InvalidArgument("--network must be none or host");
+  p.run.host_network = options.network == "host";
+  if (p.run.host_network && ::access("/etc/resolv.conf", R_OK) == 0) p.run.resolv_conf = "/etc/resolv.conf";
+  p.run.workdir = options.workdir;
+  if (!options.memory.empty()) p.run.memory_bytes = LAZYFS_TRY(ParseByteSize(options.memory));
+  if (options.cpus > 0) p.run.cpus = options.cpus;
+  if (options.pids > 0) p.run.pids = options.pids;
+  if (options.init) {
+    if (::access(kTiniPath, X_OK) == 0) {
+      p.run.init_path = kTiniPath;
+    } else {
+      LogWarn("{} not installed (Debian package tini): the command runs as PID 1 and may ignore SIGTERM", kTiniPath);
+    }
+  }
+  return p;
+}
+
+Result<ExitStatus> RunSandbox(const RunCommandOptions& options, SignalWatch& signals) {
+  Prepared p = LAZYFS_TRY(Prepare(options));
+  std::string id = RandomId();
+  LAZYFS_TRY(MakeDirs(SandboxesDir(), 0700));
+  FileLock alive = LAZYFS_TRY(FileLock::Acquire(LockPath(id), true));
+  if (!alive.held()) return Internal("sandbox id collision: " + id);
+  struct LockFileRemover {
+    std::string path;
+    ~LockFileRemover() { ::unlink(path.c_str()); }
+  } lock_file_remover{LockPath(id)};
+
+  SandboxRecord record;
+  record.id = id;
+  record.image = options.ref;
+  record.manifest_digest = p.image.manifest_digest.ToString();
+  record.pid = ::getpid();
+  RunOptions without_init;  // the record shows the command, not tini
+  without_init.command = p.run.command;
+  record.command = LAZYFS_TRY(ProcessArgs(p.config, without_init));
+  record.started = static_cast<int64_t>(std::time(nullptr));
+  record.dir = SandboxDir(id);
+  std::unique_ptr<RecordFile> record_file = LAZYFS_TRY(RecordFile::Write(record));
+
+  std::unique_ptr<ImageUse> image = LAZYFS_TRY(ImageUse::Acquire(p.ref, p.image.manifest_digest, id, options));
+  std::unique_ptr<SandboxFiles> files = LAZYFS_TRY(SandboxFiles::Create(id, image->rootfs()));
+
+  p.run.rootfs = files->merged();
+  p.run.hostname = "lazyfs-" + id.substr(0, 8);
+  p.run.cgroups_path = "/lazyfs/" + id;
+  std::string user_spec = options.user.empty() ? p.config.user : options.user;
+  UserIds user = LAZYFS_TRY(ResolveUser(user_spec, ReadOrEmpty(files->merged() + "/etc/passwd"),
+                                        ReadOrEmpty(files->merged() + "/etc/group")));
+  json spec = LAZYFS_TRY(BuildRuntimeSpec(p.config, p.run, user));
+  LAZYFS_TRY(WriteFileAtomic(files->dir() + "/config.json", spec.dump(2) + "\n"));
+
+  // A signal that arrived during set-up ends the run before the container starts.
+  while (int sig = signals.Next()) {
+    if (sig != SIGCHLD) return ExitStatus{128 + sig, sig};
+  }
+  std::unique_ptr<Container> container = LAZYFS_TRY(Container::Start(id, files->dir()));
+  ExitStatus status = container->Wait(signals, options.stop_timeout);
+  // 137 either way: the init itself was SIGKILLed, or tini reports its OOM-killed child as 128+9.
+  if (status.code == 128 + SIGKILL && p.run.memory_bytes && OomKills(p.run.cgroups_path) > 0) {
+    std::fprintf(stderr, "lazyfs: killed: out of memory (limit %s)\n", options.memory.c_str());
+  }
+  return status;
+}
+
+}  // namespace
+
+std::string SandboxesDir() { return std::string(kRunDir) + "/sandboxes"; }
+
+nlohmann::json SandboxRecord::ToJson() const {
+  return {{"id", id},           {"image", image}, {"manifest_digest", manifest_digest}, {"pid", pid},
+          {"command", command}, {"started", started}, {"dir", dir}};
+}
+
+std::optional<SandboxRecord> SandboxRecord::FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) return std::nullopt;
+  SandboxRecord r;
+  try {
+    r.id = j.at("id").get<std::string>();
+    r.image = j.value("image", "");
+    r.manifest_digest = j.value("manifest_digest", "");
+    r.pid = j.value("pid", int64_t{0});
+    r.command = j.value("command", std::vector<std::string>{});
+    r.started = j.value("started", int64_t{0});
+    r.dir = j.value("dir", "");
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::vector<SandboxRecord> ListLiveSandboxes() {
+  std::vector<SandboxRecord> out;
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(SandboxesDir(), ec)) {
+    if (entry.path().extension() != ".json") continue;
+    Result<FileLock> lock = FileLock::Acquire(LockPath(entry.path().stem().string()), true);
+    if (!lock || lock->held()) continue;  // free: its `lazyfs run` is gone
+    Result<std::string> text = ReadWholeFile(entry.path().string());
+    if (!text) continue;
+    if (std::optional<SandboxRecord> r = SandboxRecord::FromJson(json::parse(*text, nullptr, false))) out.push_back(*r);
+  }
+  std::sort(out.begin(), out.end(), [](const SandboxRecord& a, const SandboxRecord& b) {
+    return a.started != b.started ? a.started < b.started : a.id < b.id;
+  });
+  return out;
+}
+
+int RunRun(const RunCommandOptions& options) {
+  Result<SignalWatch> signals = SignalWatch::Start();
+  if (!signals) {
+    std::fprintf(stderr, "lazyfs: run: %s\n", signals.error().ToString().c_str());
+    return kLazyfsFailed;
+  }
+  CleanStaleSandboxes();
+  Result<ExitStatus> status = RunSandbox(options, *signals);
+  if (!status) {
+    std::fprintf(stderr, "lazyfs: run %s: %s\n", options.ref.c_str(), status.error().ToString().c_str());
+    return kLazyfsFailed;
+  }
+  return status->code;
+}
+
+void AddRunCommand(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<RunCommandOptions>();
+  o->cache_dir = DefaultCacheDir();
+  CLI::App* cmd = app.add_subcommand("run", "Run a command in a container whose rootfs is a lazy mount of IMAGE");
+  cmd->add_option("image", o->ref, "oci:DIR[:TAG] or docker://HOST/NAME[:TAG]")->required();
+  cmd->add_option("command", o->command, "command and arguments (after --); default: the image's Cmd");
+  cmd->add_option("--memory", o->memory, "memory limit, e.g. 256M");
+  cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs, e.g. 1.5");
+  cmd->add_option("--pids", o->pids, "maximum number of processes");
+  // One value per occurrence, so `--env K=V IMAGE` does not swallow IMAGE.
+  cmd->add_option("--env,-e", o->env, "K=V, repeatable")->allow_extra_args(false);
+  cmd->add_option("--volume,-v", o->volumes, "SRC:DST[:ro], repeatable")->allow_extra_args(false);
+  cmd->add_option("--network", o->network, "none (own namespace, loopback only) or host")->capture_default_str();
+  cmd->add_option("--workdir,-w", o->workdir, "working directory in the container");
+  cmd->add_option("--user,-u", o->user, "USER[:GROUP] or UID[:GID]");
+  cmd->add_option("--cache-dir", o->cache_dir, "shared chunk cache for a new mount ($LAZYFS_CACHE_DIR)")->capture_default_str();
+  cmd->add_option("--log-file", o->log_file, "log file of a new mount daemon");
+  cmd->add_option("--platform", o->platform, "platform to pick from a multi-platform image")->capture_default_str();
+  cmd->add_flag("!--no-init", o->init, "run the command as PID 1 instead of under tini");
+  cmd->add_option("--stop-timeout", o->stop_timeout, "seconds from a forwarded SIGTERM to SIGKILL")->capture_default_str();
+  cmd->callback([o, &exit_code] { exit_code = RunRun(*o); });
+}
+
+}  // namespace lazyfs::tools

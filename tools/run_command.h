@@ -1,0 +1,68 @@
+// `lazyfs run` and `lazyfs ps`: a lazy mount as the read-only lower layer of a kernel overlayfs, an OCI
+// runtime bundle built from the image config, and crun running it.
+//
+// Host state, all under kRunDir (tmpfs, so a reboot forgets it) plus one temp dir per sandbox:
+//   images/<manifest hex>/rootfs         the shared lazy mount of one image (a `lazyfs mount` daemon)
+//   images/<manifest hex>/lock           flock'ed while a sandbox attaches to or detaches from the mount
+//   images/<manifest hex>/users/<id>     one per sandbox using the mount, flock'ed by it while it lives;
+//                                        the last one to leave unmounts the image
+//   sandboxes/<id>.lock, <id>.json       the sandbox's liveness lock and its record (for `lazyfs ps`)
+//   /var/tmp/lazyfs-run.<id>/            overlay upper/, work/, merged/ and the bundle's config.json
+// A record whose lock is free belongs to a `lazyfs run` that died: the next `lazyfs run` cleans it up
+// (container, overlay, temp dir, image reference).
+//
+// Thread safety: single-threaded command code; cross-process safety comes from the flocks above.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lazyfs::tools {
+
+struct RunCommandOptions {
+  std::string ref;
+  std::vector<std::string> command;  // after `--`; empty: the image's Cmd
+  std::string memory;                // "256M"; empty: no limit
+  double cpus = 0;                   // 0: no limit
+  int64_t pids = 0;                  // 0: no limit
+  std::vector<std::string> env;
+  std::vector<std::string> volumes;
+  std::string network = "none";      // none | host
+  std::string workdir;
+  std::string user;
+  std::string cache_dir;
+  std::string log_file;              // the mount daemon's; empty: its default
+  std::string platform = "linux/amd64";
+  bool init = true;                  // run tini as PID 1 when installed
+  double stop_timeout = 10;          // seconds from a forwarded SIGTERM/SIGINT to SIGKILL
+};
+
+// What `lazyfs ps` shows of one sandbox.
+struct SandboxRecord {
+  std::string id;
+  std::string image;            // the reference as given
+  std::string manifest_digest;  // "sha256:..."
+  int64_t pid = 0;              // the `lazyfs run` process
+  std::vector<std::string> command;
+  int64_t started = 0;          // unix seconds
+  std::string dir;              // the sandbox's temp dir (overlay + bundle)
+
+  nlohmann::json ToJson() const;
+  static std::optional<SandboxRecord> FromJson(const nlohmann::json& j);
+};
+
+inline constexpr const char* kSandboxTmpBase = "/var/tmp";
+
+std::string SandboxesDir();
+// Records of running sandboxes (those whose lock is held), oldest first.
+std::vector<SandboxRecord> ListLiveSandboxes();
+
+// Returns the process exit code: the container's (128+signal when it was killed), or 125 when lazyfs
+// itself failed before or around the container.
+int RunRun(const RunCommandOptions& options);
+
+}  // namespace lazyfs::tools

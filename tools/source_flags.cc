@@ -1,0 +1,57 @@
+// Source flags -> fetch::SourceOptions (see source_flags.h).
+//
+// Thread safety: no shared state.
+#include "tools/source_flags.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+namespace lazyfs::tools {
+
+void AddSourceFlags(CLI::App& cmd, SourceFlags& flags) {
+  cmd.add_option("--platform", flags.platform, "platform to pick from a multi-platform image")->capture_default_str();
+  cmd.add_option("--insecure-registry", flags.insecure_registries,
+                 "HOST:PORT of a registry spoken to over plain http (repeatable)");
+  cmd.add_option("--ca-file", flags.ca_file, "PEM file of a CA to trust for registries")->check(CLI::ExistingFile);
+  cmd.add_option("--mirror", flags.mirrors, "mirror base URL tried before the origin, in order (repeatable)");
+  cmd.add_option("--read-timeout", flags.read_timeout_seconds,
+                 "seconds after which a read fails with EIO, retries included")
+      ->capture_default_str();
+  cmd.add_option("--retries", flags.retries, "retries after a failed request to the registry")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+}
+
+Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags) {
+  fetch::SourceOptions options;
+  options.platform = flags.platform;
+  if (!std::isfinite(flags.read_timeout_seconds) || flags.read_timeout_seconds <= 0 ||
+      flags.read_timeout_seconds > 86'400) {
+    return InvalidArgument(fmt::format("--read-timeout {}: want seconds in (0, 86400]", flags.read_timeout_seconds));
+  }
+  for (const std::string& host : flags.insecure_registries) {
+    if (host.empty() || host.find_first_of("/@ ") != std::string::npos) {
+      return InvalidArgument(fmt::format("--insecure-registry {}: want HOST[:PORT]", host));
+    }
+  }
+  for (const std::string& mirror : flags.mirrors) {
+    if (!mirror.starts_with("http://") && !mirror.starts_with("https://")) {
+      return InvalidArgument(fmt::format("--mirror {}: want an http:// or https:// URL", mirror));
+    }
+  }
+  fetch::RegistryOptions& registry = options.registry;
+  registry.insecure_registries = flags.insecure_registries;
+  // Absolute: the mount daemon changes its directory to / before it opens the source.
+  if (!flags.ca_file.empty()) registry.ca_file = std::filesystem::absolute(flags.ca_file).string();
+  registry.mirrors = flags.mirrors;
+  registry.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.read_timeout_seconds * 1000));
+  // One attempt per request must fit in the read bound, so no single request may outlast it.
+  registry.request_timeout = std::min(registry.request_timeout, registry.read_timeout);
+  registry.retry.max_attempts = flags.retries + 1;
+  return options;
+}
+
+}  // namespace lazyfs::tools
