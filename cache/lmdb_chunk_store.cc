@@ -113,20 +113,7 @@ Result<std::unique_ptr<ChunkStore>> LmdbChunkStore::Create(const CacheOptions& o
     MDB_val v{};
     int rc = mdb_get(txn.get(), env->info_dbi(), &k, &v);
     if (rc == MDB_NOTFOUND) {
-      uint64_t count = 0;
-      uint64_t bytes = 0;
-      MDB_cursor* raw_cursor = nullptr;
-      rc = mdb_cursor_open(txn.get(), env->chunks_dbi(), &raw_cursor);
-      if (rc != 0) return LmdbError(rc, "open cursor on chunks in " + options.dir);
-      Cursor cursor(raw_cursor);
-      MDB_val key{};
-      MDB_val value{};
-      for (rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_FIRST); rc == 0;
-           rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_NEXT)) {
-        ++count;
-        if (value.mv_size > kFrameHeaderBytes) bytes += value.mv_size - kFrameHeaderBytes;
-      }
-      if (rc != MDB_NOTFOUND) return LmdbError(rc, "walk chunks in " + options.dir);
+      auto [count, bytes] = LAZYFS_TRY(WalkChunkTotals(txn.get(), env->chunks_dbi(), options.dir));
       LAZYFS_TRY(InfoPut(txn.get(), env->info_dbi(), kInfoChunkCount, count));
       LAZYFS_TRY(InfoPut(txn.get(), env->info_dbi(), kInfoChunkBytes, bytes));
       changed = true;

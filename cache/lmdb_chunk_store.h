@@ -61,6 +61,15 @@ uint64_t InfoGet(MDB_txn* txn, MDB_dbi info, std::string_view key);
 Status InfoPut(MDB_txn* txn, MDB_dbi info, std::string_view key, uint64_t value);
 uint32_t AccessGet(MDB_txn* txn, MDB_dbi access, std::string_view digest_key);
 
+struct ChunkTotals {
+  uint64_t count = 0;
+  uint64_t bytes = 0;  // payload bytes, frame headers excluded
+};
+
+// Counts the chunks and their bytes with a cursor walk inside `txn`. It reads leaf pages only: LMDB keeps a
+// big value's size in its leaf node and hands back a pointer to its overflow pages without touching them.
+Result<ChunkTotals> WalkChunkTotals(MDB_txn* txn, MDB_dbi chunks, const std::string& dir);
+
 class LmdbChunkStore final : public ChunkStore {
  public:
   static Result<std::unique_ptr<ChunkStore>> Create(const CacheOptions& options);

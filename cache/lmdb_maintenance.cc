@@ -217,22 +217,7 @@ Result<VerifyReport> LmdbChunkStore::Verify(const BadValueReporter& report_bad) 
   // The tracked counters must equal a walk; they always should (same transactions), but verify is where
   // a surprise gets fixed rather than trusted. One write transaction so no put slips between walk and fix.
   WriteTxn txn = LAZYFS_TRY(env_->BeginWrite());
-  MDB_cursor* raw_cursor = nullptr;
-  int rc = mdb_cursor_open(txn.get(), env_->chunks_dbi(), &raw_cursor);
-  if (rc != 0) return LmdbError(rc, "open cursor on chunks in " + dir_);
-  uint64_t count = 0;
-  uint64_t bytes = 0;
-  {
-    Cursor cursor(raw_cursor);
-    MDB_val key{};
-    MDB_val value{};
-    for (rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_NEXT)) {
-      ++count;
-      if (value.mv_size > kFrameHeaderBytes) bytes += value.mv_size - kFrameHeaderBytes;
-    }
-    if (rc != MDB_NOTFOUND) return LmdbError(rc, "walk chunks in " + dir_);
-  }
+  auto [count, bytes] = LAZYFS_TRY(WalkChunkTotals(txn.get(), env_->chunks_dbi(), dir_));
   if (count != InfoGet(txn.get(), env_->info_dbi(), kInfoChunkCount) ||
       bytes != InfoGet(txn.get(), env_->info_dbi(), kInfoChunkBytes)) {
     LAZYFS_TRY(InfoPut(txn.get(), env_->info_dbi(), kInfoChunkCount, count));
@@ -264,6 +249,23 @@ Result<CacheCounters> LmdbChunkStore::Counters() {
   counters.file_bytes = LAZYFS_TRY(env_->DataFileSize());
   counters.map_bytes = env_->MapSize();
   return counters;
+}
+
+Result<ChunkTotals> WalkChunkTotals(MDB_txn* txn, MDB_dbi chunks, const std::string& dir) {
+  MDB_cursor* raw_cursor = nullptr;
+  int rc = mdb_cursor_open(txn, chunks, &raw_cursor);
+  if (rc != 0) return LmdbError(rc, "open cursor on chunks in " + dir);
+  Cursor cursor(raw_cursor);
+  ChunkTotals totals;
+  MDB_val key{};
+  MDB_val value{};
+  for (rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cursor.get(), &key, &value, MDB_NEXT)) {
+    ++totals.count;
+    if (value.mv_size > kFrameHeaderBytes) totals.bytes += value.mv_size - kFrameHeaderBytes;
+  }
+  if (rc != MDB_NOTFOUND) return LmdbError(rc, "walk chunks in " + dir);
+  return totals;
 }
 
 }  // namespace lazyfs::cache

@@ -50,10 +50,11 @@ void Prefetcher::Start() {
   start_time_ = std::chrono::steady_clock::now();
   started_.store(true);
   running_.store(threads_);
-  for (unsigned i = 0; i < threads_; ++i) workers_.emplace_back([this] { Worker(); });
+  for (unsigned i = 0; i < threads_; ++i) workers_.emplace_back([this, i] { Worker(i == 0); });
 }
 
-bool Prefetcher::YieldToForeground() {
+bool Prefetcher::YieldToForeground(bool always_run) {
+  if (always_run) return !stop_.load(std::memory_order_relaxed);
   const std::atomic<uint64_t>& waiting = reader_.counters().misses_in_flight;
   bool counted = false;
   while (!stop_.load(std::memory_order_relaxed) && waiting.load(std::memory_order_relaxed) > 0) {
@@ -65,9 +66,9 @@ bool Prefetcher::YieldToForeground() {
   return !stop_.load(std::memory_order_relaxed);
 }
 
-void Prefetcher::Worker() {
+void Prefetcher::Worker(bool always_run) {
   for (;;) {
-    if (!YieldToForeground()) break;
+    if (!YieldToForeground(always_run)) break;
     size_t i = next_.fetch_add(1, std::memory_order_relaxed);
     if (i >= plan_.items.size()) break;
     const PrefetchItem& item = plan_.items[i];

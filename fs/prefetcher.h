@@ -5,9 +5,12 @@
 // not regular files are skipped: a trace of an older image still helps with the files that stayed) and
 // lists the chunks covering its range, each chunk once (by digest), in the order first needed.
 //
-// Yielding: before each chunk, a worker waits while foreground reads are waiting on a fetch
-// (ReadCounters::misses_in_flight), re-checking every millisecond, so prefetch requests never queue in
-// front of a read an application is blocked on. A chunk the foreground is already fetching is joined
+// Yielding: before each chunk, every worker but the first waits while foreground reads are waiting on a
+// fetch (ReadCounters::misses_in_flight), re-checking every millisecond, so prefetch adds little load in
+// front of a read an application is blocked on. The first worker never yields: a start-up reads one file
+// after another, so on a high-latency link some foreground fetch is nearly always in flight, and a pool
+// that yielded entirely would stop exactly when it should be running ahead of the application
+// (HelloBench on `wan`: prefetch then saved little over no prefetch). A chunk the foreground is already fetching is joined
 // through ChunkReader's single flight, never fetched twice.
 //
 // Thread safety: Start once; progress() from any thread. The destructor stops the workers (each
@@ -63,9 +66,9 @@ class Prefetcher {
   PrefetchProgress progress() const;
 
  private:
-  void Worker();
+  void Worker(bool always_run);
   // Waits while the foreground has misses in flight; false when stopping.
-  bool YieldToForeground();
+  bool YieldToForeground(bool always_run);
 
   // Constant after construction.
   ChunkReader& reader_;

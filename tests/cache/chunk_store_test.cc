@@ -17,30 +17,14 @@
 #include "common/fd.h"
 #include "common/log.h"
 
+#include "tests/test_support.h"
+
 namespace lazyfs::cache {
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/lazyfs-cache-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using testing::TempDir;
 
-// Deterministic pseudo-random bytes, different for each seed.
-std::string Bytes(size_t size, uint64_t seed) {
-  std::string out(size, '\0');
-  uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL;
-  for (size_t i = 0; i < size; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    out[i] = static_cast<char>(x & 0xff);
-  }
-  return out;
-}
+std::string Bytes(size_t size, uint64_t seed) { return testing::PseudoRandomBytes(size, seed); }
 
 // Tests map 256 MiB, not the 64 GiB default: enough for every test, and kind to sanitizer builds.
 std::unique_ptr<ChunkStore> OpenStore(const std::string& dir, uint64_t map_size = uint64_t{256} << 20) {

@@ -6,17 +6,12 @@
 
 #include <filesystem>
 
+#include "tests/test_support.h"
+
 namespace lazyfs {
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/lazyfs-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using testing::TempDir;
 
 TEST_CASE("WriteFileAtomic then ReadWholeFile round-trips") {
   TempDir dir;
