@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 namespace lazyfs {
 
@@ -43,20 +44,28 @@ Result<std::string> ReadWholeFile(const std::string& path) {
   return PreadExact(fd.get(), 0, size, path);
 }
 
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "write " + what);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok();
+}
+
+std::string TempRoot() {
+  const char* dir = std::getenv("TMPDIR");
+  return dir && *dir ? dir : "/tmp";
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     UniqueFd fd = LAZYFS_TRY(OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        Error e = PosixError(errno, "write " + tmp);
-        ::unlink(tmp.c_str());
-        return e;
-      }
-      done += static_cast<size_t>(n);
+    if (Status written = WriteAll(fd.get(), data, tmp); !written) {
+      ::unlink(tmp.c_str());
+      return written;
     }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -47,6 +47,10 @@ Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode = 0644);
 Result<std::string> PreadExact(int fd, uint64_t offset, uint64_t length, const std::string& what);
 Result<uint64_t> FileSize(int fd, const std::string& what);
 Result<std::string> ReadWholeFile(const std::string& path);
+// Writes all of `data` to `fd` (retrying short writes and EINTR); `what` names the file in errors.
+Status WriteAll(int fd, std::string_view data, const std::string& what);
+// The directory for temporary files: $TMPDIR if set, else /tmp.
+std::string TempRoot();
 // Writes via a temporary file and rename, so readers never see a half-written file.
 Status WriteFileAtomic(const std::string& path, std::string_view data);
 // mkdir -p.

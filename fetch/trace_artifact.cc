@@ -19,18 +19,12 @@ constexpr std::string_view kEmptyJson = "{}";
 class TempBlobFile {
  public:
   static Result<TempBlobFile> Write(std::string_view data) {
-    const char* tmpdir = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lazyfs-blob.XXXXXX";
+    std::string pattern = TempRoot() + "/lazyfs-blob.XXXXXX";
     int fd = ::mkstemp(pattern.data());
     if (fd < 0) return PosixError(errno, "mkstemp " + pattern);
     TempBlobFile file(pattern);
     UniqueFd owned(fd);
-    for (std::string_view rest = data; !rest.empty();) {
-      ssize_t n = ::write(fd, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return PosixError(errno, "write " + pattern);
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
+    LAZYFS_TRY(WriteAll(fd, data, pattern));
     return file;
   }
   TempBlobFile(TempBlobFile&& other) noexcept : path_(std::exchange(other.path_, "")) {}

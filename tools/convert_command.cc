@@ -274,8 +274,7 @@ Result<std::string> RewriteConfig(const std::string& config_json, const std::vec
 class TempDir {
  public:
   static Result<TempDir> Create(const std::string& prefix) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
+    std::string pattern = TempRoot() + "/" + prefix + "XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
     return TempDir(std::move(pattern));
   }

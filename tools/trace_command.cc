@@ -162,7 +162,7 @@ int RunReplay(const ReplayOptions& options) {
   if (!trace) return Fail("trace replay", trace.error());
   Result<std::string> exe = SelfExe();
   if (!exe) return Fail("trace replay", exe.error());
-  std::string tmpl = std::filesystem::temp_directory_path().string() + "/lazyfs-replay.XXXXXX";
+  std::string tmpl = TempRoot() + "/lazyfs-replay.XXXXXX";
   if (!::mkdtemp(tmpl.data())) return Fail("trace replay", PosixError(errno, "mkdtemp"));
   std::string workdir = tmpl;
   std::string mountpoint = workdir + "/mnt";
