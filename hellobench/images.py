@@ -33,6 +33,18 @@ def _pg():
                f"'{b}/initdb -D /tmp/pg >/dev/null && exec {b}/postgres -D /tmp/pg -k /tmp -h 127.0.0.1 -p 18432'")
 
 
+def _mariadb():
+    # Like the official image's entrypoint, the first start initialises an empty datadir. --force skips
+    # mariadb-install-db's check that `hostname` or "localhost" resolves: a bare Debian rootfs has no
+    # /etc/hosts (docker injects one; crun and `lazyfs run` do not), and the check exits 1 otherwise.
+    # Its chatter goes to a file, shown only when it fails. /run/mysqld (the Debian config's pid-file
+    # dir) is made by the init script, not the package, so the pid file goes to /tmp.
+    return _sh("rm -rf /tmp/db && mariadb-install-db --user=root --force --skip-name-resolve --skip-test-db "
+               "--datadir=/tmp/db >/tmp/db-install.log 2>&1 || { cat /tmp/db-install.log; exit 1; }; "
+               "exec mariadbd --user=root --skip-name-resolve --datadir=/tmp/db --port=18306 --bind-address=127.0.0.1 "
+               "--socket=/tmp/mysqld.sock --pid-file=/tmp/mysqld.pid")
+
+
 _FLASK = ("from flask import Flask\napp = Flask('hello')\napp.route('/')(lambda: 'hello')\n"
           "app.run(host='127.0.0.1', port=18085)")
 
@@ -63,10 +75,7 @@ IMAGES = [
     Image("redis", "database", ["redis-server"],
           ["redis-server", "--port", "18379", "--bind", "127.0.0.1", "--save", ""], ("port", 18379), 60),
     Image("postgres", "database", ["postgresql-15"], _pg(), ("port", 18432), 180),
-    Image("mariadb", "database", ["mariadb-server"],
-          _sh("rm -rf /tmp/db && mariadb-install-db --user=root --datadir=/tmp/db >/dev/null && exec mariadbd --user=root "
-              "--datadir=/tmp/db --port=18306 --bind-address=127.0.0.1 --socket=/tmp/mysqld.sock"),
-          ("port", 18306), 180),
+    Image("mariadb", "database", ["mariadb-server"], _mariadb(), ("port", 18306), 180),
     Image("sqlite", "database", ["sqlite3"], ["sqlite3", ":memory:", "select 'hello';"], ("line", "hello"), 60),
     Image("memcached", "database", ["memcached"], ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", "18211"],
           ("port", 18211), 60),
