@@ -176,22 +176,44 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchForRead(uint32_t layer, std::v
   if (auto found = batch.find(chunk.digest); found != batch.end()) return found->second;
   // Plain layers' chunks come from a restream, not from ranges: the one-chunk path handles them.
   if (chunk.blob_length == 0 || layer >= layers_.size()) return FetchOnce(layer, chunk);
-  // The read's later chunks that still have to come from the blob (the cache lookup happens before mu_).
+  // Chunks that still have to come from the blob (the cache lookup happens before mu_): the read's later
+  // ones first, then fetch-ahead's.
+  auto wanted = [&](const ChunkRef& c) {
+    if (c.blob_length == 0 || batch.contains(c.digest)) return false;
+    Result<bool> cached = store_.HasChunk(c.digest);
+    return !(cached && *cached);
+  };
   std::vector<const ChunkRef*> candidates = {&chunk};
   for (auto it = std::next(first); it != last && it->file_offset < end && candidates.size() < kMaxBatchChunks; ++it) {
     if (it->blob_length == 0) break;
-    if (batch.contains(it->digest)) continue;
-    Result<bool> cached = store_.HasChunk(it->digest);
-    if (cached && *cached) continue;
-    candidates.push_back(&*it);
+    if (wanted(*it)) candidates.push_back(&*it);
   }
+  if (fetch_ahead_bytes_ > 0) {
+    uint64_t limit = chunk.blob_offset + chunk.blob_length + fetch_ahead_bytes_;
+    for (const ChunkRef* next : blob_order_->After(layer, chunk)) {
+      if (next->blob_offset >= limit || candidates.size() >= kMaxBatchChunks) break;
+      if (wanted(*next)) candidates.push_back(next);
+    }
+  }
+  std::optional<Result<ChunkBytes>> first_result;
+  for (auto& [c, result] : FetchGroup(layer, std::move(candidates))) {
+    if (result) batch[c->digest] = *result;
+    if (c == &chunk) first_result = std::move(result);
+  }
+  if (first_result) return *std::move(first_result);
+  // Another thread or process leads the first chunk's flight: wait for it (or fetch it alone if it just
+  // finished).
+  return FetchOnce(layer, chunk);
+}
+
+ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<const ChunkRef*> candidates) {
   HostLocks host_locks = TakeHostLocks(store_, candidates);
   std::vector<std::pair<const ChunkRef*, std::shared_ptr<Inflight>>> led;
   {
     std::lock_guard lock(mu_);
     for (const ChunkRef* c : candidates) {
       auto [slot, fresh] = inflight_.try_emplace(c->digest);
-      if (!fresh) continue;  // another thread (or an equal chunk earlier in this batch) fetches it
+      if (!fresh) continue;  // another thread (or an equal chunk earlier in this group) fetches it
       slot->second = std::make_shared<Inflight>();
       led.emplace_back(c, slot->second);
     }
@@ -200,38 +222,72 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchForRead(uint32_t layer, std::v
   std::erase_if(host_locks, [&](const auto& held) {
     return std::none_of(led.begin(), led.end(), [&](const auto& l) { return l.first->digest == held.first; });
   });
-  if (!led.empty()) {
-    const LayerSource& source = layers_[layer];
-    std::vector<std::pair<uint64_t, uint64_t>> ranges;
-    for (const auto& [c, flight] : led) ranges.emplace_back(c->blob_offset, c->blob_length);
-    auto fetch_started = std::chrono::steady_clock::now();
-    Result<std::vector<std::string>> members = source.blobs->ReadRanges(source.descriptor.digest, ranges);
-    if (members) {
-      uint64_t bytes = 0;
-      for (const std::string& m : *members) bytes += m.size();
-      counters_.fetches.fetch_add(led.size(), std::memory_order_relaxed);
-      counters_.fetched_bytes.fetch_add(bytes, std::memory_order_relaxed);
-      if (fetch_listener_) fetch_listener_(layer, bytes, std::chrono::steady_clock::now() - fetch_started);
+  GroupResults results;
+  if (led.empty()) return results;
+  const LayerSource& source = layers_[layer];
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& [c, flight] : led) ranges.emplace_back(c->blob_offset, c->blob_length);
+  auto fetch_started = std::chrono::steady_clock::now();
+  Result<std::vector<std::string>> members = source.blobs->ReadRanges(source.descriptor.digest, ranges);
+  if (members) {
+    uint64_t bytes = 0;
+    for (const std::string& m : *members) bytes += m.size();
+    counters_.fetches.fetch_add(led.size(), std::memory_order_relaxed);
+    counters_.fetched_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (fetch_listener_) fetch_listener_(layer, bytes, std::chrono::steady_clock::now() - fetch_started);
+  }
+  results.reserve(led.size());
+  for (size_t i = 0; i < led.size(); ++i) {
+    const auto& [c, flight] = led[i];
+    Result<ChunkBytes> result = members ? VerifyAndStore(*c, (*members)[i]) : Result<ChunkBytes>(members.error());
+    {
+      std::lock_guard lock(flight->mu);
+      flight->result = result;
     }
-    std::optional<Result<ChunkBytes>> first_result;
-    for (size_t i = 0; i < led.size(); ++i) {
-      const auto& [c, flight] = led[i];
-      Result<ChunkBytes> result = members ? VerifyAndStore(*c, (*members)[i]) : Result<ChunkBytes>(members.error());
-      if (result) batch[c->digest] = *result;
-      if (c == &chunk) first_result = result;
-      {
-        std::lock_guard lock(flight->mu);
-        flight->result = result;
-      }
-      flight->done_cv.notify_all();
+    flight->done_cv.notify_all();
+    {
       std::lock_guard lock(mu_);
       inflight_.erase(c->digest);
     }
-    if (first_result) return *std::move(first_result);
+    results.emplace_back(c, std::move(result));
   }
-  host_locks.clear();  // before FetchOnce, which may wait for one of them
-  // Another thread leads the first chunk's flight: wait for it (or fetch it alone if it just finished).
-  return FetchOnce(layer, chunk);
+  return results;
+}
+
+ChunkReader::WarmOutcome ChunkReader::WarmGroup(uint32_t layer, std::span<const ChunkRef* const> chunks) {
+  WarmOutcome outcome;
+  auto failed = [&](Error error) {
+    ++outcome.failed;
+    if (!outcome.first_error) outcome.first_error = std::move(error);
+  };
+  std::vector<const ChunkRef*> candidates;
+  for (const ChunkRef* c : chunks) {
+    Result<bool> cached = store_.HasChunk(c->digest);
+    if (cached && *cached) {
+      ++outcome.cached;
+    } else if (c->blob_length == 0 || layer >= layers_.size()) {
+      // Plain layers' chunks come back by streaming the layer: one at a time, through the single flight.
+      Result<bool> fetched = Warm(layer, *c);
+      if (!fetched) {
+        failed(std::move(fetched).error());
+      } else {
+        ++(*fetched ? outcome.fetched : outcome.cached);
+      }
+    } else {
+      candidates.push_back(c);
+    }
+  }
+  size_t asked = candidates.size();
+  GroupResults results = FetchGroup(layer, std::move(candidates));
+  outcome.cached += asked - results.size();  // another thread or process is fetching those
+  for (auto& [c, result] : results) {
+    if (result) {
+      ++outcome.fetched;
+    } else {
+      failed(std::move(result).error().Context(Where(layer, *c)));
+    }
+  }
+  return outcome;
 }
 
 }  // namespace lazyfs::fs

@@ -5,6 +5,9 @@
 // stored or served. Chunks of plain (non-lazy) layers exist only in the cache; a missing one makes the
 // layer be streamed again through the LayerRestreamer.
 //
+// A miss fetches, in the same request, the read's later chunks that are missing too and, with fetch-ahead
+// on (SetFetchAhead), the chunks that follow it in the layer blob (see fs/blob_order.h).
+//
 // Concurrent misses of one chunk within the process collapse into one fetch (single flight).
 // Thread safety: Read may be called from any number of threads at once.
 #pragma once
@@ -17,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +31,7 @@
 #include "common/result.h"
 #include "fetch/blob_reader.h"
 #include "fetch/image.h"
+#include "fs/blob_order.h"
 #include "fs/layer_index.h"
 
 namespace lazyfs::fs {
@@ -76,6 +81,25 @@ class ChunkReader {
   // Makes sure one chunk is in the cache (prefetch); returns whether it had to be fetched.
   Result<bool> Warm(uint32_t layer, const ChunkRef& chunk);
 
+  // Prefetch of several chunks of one layer: the ones not cached are fetched together, in as few requests
+  // as the blob reader can merge them into. Chunks another thread or process is fetching right now are
+  // left to it (counted as cached: this call does not wait for them).
+  struct WarmOutcome {
+    uint64_t fetched = 0;
+    uint64_t cached = 0;
+    uint64_t failed = 0;
+    std::optional<Error> first_error;
+  };
+  WarmOutcome WarmGroup(uint32_t layer, std::span<const ChunkRef* const> chunks);
+
+  // Fetch-ahead: a miss also fetches the chunks that follow it in its layer blob, up to `bytes` compressed
+  // bytes past its end, that are neither cached nor being fetched; 0 turns it off. Set once before the
+  // first Read; `order` (built from the mounted tree) outlives the reader.
+  void SetFetchAhead(const BlobOrder* order, uint64_t bytes) {
+    blob_order_ = order;
+    fetch_ahead_bytes_ = order ? bytes : 0;
+  }
+
   const ReadCounters& counters() const { return counters_; }
   // Set once before the first Read (not synchronised with reads).
   void SetFetchListener(FetchListener listener) { fetch_listener_ = std::move(listener); }
@@ -100,14 +124,20 @@ class ChunkReader {
 
   // Chunks one Read fetched together, by digest (served from memory for the rest of that Read).
   using Batch = std::unordered_map<Sha256Digest, ChunkBytes, Sha256DigestHash>;
-  static constexpr size_t kMaxBatchChunks = 64;
+  // Upper bound on the chunks one request carries: the read's own plus fetch-ahead.
+  static constexpr size_t kMaxBatchChunks = 256;
   // A Read missed `*first`: fetches it together with the following chunks of the read (up to file offset
-  // `end`) that are neither cached nor being fetched by another thread, in one BlobReader::ReadRanges call
-  // (a registry merges them into one request, under one deadline). Single flight per digest is kept:
-  // this thread leads the flights of the chunks it fetches, and waits on the others'. Verified chunks
-  // land in `batch`; returns the bytes of `*first`.
+  // `end`) and, with fetch-ahead, the chunks after it in the blob, that are neither cached nor being
+  // fetched by another thread, through FetchGroup. Verified chunks land in `batch`; returns the bytes of
+  // `*first`.
   Result<ChunkBytes> FetchForRead(uint32_t layer, std::vector<ChunkRef>::const_iterator first,
                                   std::vector<ChunkRef>::const_iterator last, uint64_t end, Batch& batch);
+  // Fetches `candidates` (blob-backed chunks of `layer` not found in the cache) with one ReadRanges call
+  // (a registry merges them into few requests under one deadline). Single flight per digest is kept: this
+  // thread leads the flights of the chunks no other thread or process is fetching and skips the rest.
+  // Returns the result of each chunk it led.
+  using GroupResults = std::vector<std::pair<const ChunkRef*, Result<ChunkBytes>>>;
+  GroupResults FetchGroup(uint32_t layer, std::vector<const ChunkRef*> candidates);
   std::string Where(uint32_t layer, const ChunkRef& chunk) const;
 
   // Constant after construction.
@@ -117,6 +147,8 @@ class ChunkReader {
 
   ReadCounters counters_;
   FetchListener fetch_listener_;  // set before serving, then constant
+  const BlobOrder* blob_order_ = nullptr;  // set before serving, then constant
+  uint64_t fetch_ahead_bytes_ = 0;          // set before serving, then constant
 
   std::mutex mu_;  // protects inflight_ only; never held across I/O
   std::unordered_map<Sha256Digest, std::shared_ptr<Inflight>, Sha256DigestHash> inflight_;  // guarded by mu_

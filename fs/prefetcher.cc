@@ -66,20 +66,44 @@ bool Prefetcher::YieldToForeground(bool always_run) {
   return !stop_.load(std::memory_order_relaxed);
 }
 
+std::pair<size_t, size_t> Prefetcher::ClaimWindow() {
+  std::lock_guard lock(claim_mu_);
+  size_t begin = next_;
+  uint64_t bytes = 0;
+  while (next_ < plan_.items.size() && next_ - begin < kWindowChunks && bytes < kWindowBytes) {
+    bytes += plan_.items[next_].chunk.blob_length;
+    ++next_;
+  }
+  return {begin, next_};
+}
+
 void Prefetcher::Worker(bool always_run) {
+  std::vector<const ChunkRef*> group;
   for (;;) {
     if (!YieldToForeground(always_run)) break;
-    size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= plan_.items.size()) break;
-    const PrefetchItem& item = plan_.items[i];
-    Result<bool> fetched = reader_.Warm(item.layer, item.chunk);
-    if (!fetched) {
-      errors_.fetch_add(1, std::memory_order_relaxed);
-      LogWarn("prefetch: {}", fetched.error().ToString());
-    } else {
-      (*fetched ? fetched_ : cached_).fetch_add(1, std::memory_order_relaxed);
+    auto [begin, end] = ClaimWindow();
+    if (begin == end) break;
+    // The window's layers in first-access order, each layer's chunks in one group.
+    std::vector<bool> taken(end - begin, false);
+    for (size_t i = begin; i < end; ++i) {
+      if (taken[i - begin]) continue;
+      uint32_t layer = plan_.items[i].layer;
+      group.clear();
+      for (size_t j = i; j < end; ++j) {
+        if (taken[j - begin] || plan_.items[j].layer != layer) continue;
+        taken[j - begin] = true;
+        group.push_back(&plan_.items[j].chunk);
+      }
+      ChunkReader::WarmOutcome outcome = reader_.WarmGroup(layer, group);
+      if (outcome.first_error) {
+        LogWarn("prefetch: {} of {} chunks failed: {}", outcome.failed, group.size(), outcome.first_error->ToString());
+      }
+      fetched_.fetch_add(outcome.fetched, std::memory_order_relaxed);
+      cached_.fetch_add(outcome.cached, std::memory_order_relaxed);
+      errors_.fetch_add(outcome.failed, std::memory_order_relaxed);
+      done_.fetch_add(group.size(), std::memory_order_relaxed);
+      if (stop_.load(std::memory_order_relaxed)) break;
     }
-    done_.fetch_add(1, std::memory_order_relaxed);
   }
   if (running_.fetch_sub(1) == 1) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_time_);

@@ -1,6 +1,11 @@
 // Prefetcher: warms the cache with the chunks a trace says an image's start-up reads, in first-access
 // order, from a small pool of background threads (parallel requests), yielding to the foreground.
 //
+// Each worker takes the next window of the plan (up to kWindowChunks chunks or kWindowBytes compressed
+// bytes) and fetches each layer's share of it with one ChunkReader::WarmGroup call, so neighbouring chunks
+// travel in one request: one request per chunk made a start-up of thousands of small files pay thousands
+// of round trips (HelloBench django on `wan`: 18 s with prefetch for 14 MB).
+//
 // PlanPrefetch resolves each trace record's path in the mounted tree (paths that no longer exist or are
 // not regular files are skipped: a trace of an older image still helps with the files that stayed) and
 // lists the chunks covering its range, each chunk once (by digest), in the order first needed.
@@ -66,7 +71,12 @@ class Prefetcher {
   PrefetchProgress progress() const;
 
  private:
+  static constexpr size_t kWindowChunks = 64;
+  static constexpr uint64_t kWindowBytes = 1 << 20;
+
   void Worker(bool always_run);
+  // The next window of plan items [begin, end); empty when the plan is done.
+  std::pair<size_t, size_t> ClaimWindow();
   // Waits while the foreground has misses in flight; false when stopping.
   bool YieldToForeground(bool always_run);
 
@@ -77,7 +87,8 @@ class Prefetcher {
   std::chrono::steady_clock::time_point start_time_;  // set by Start before the workers exist
   std::atomic<bool> started_{false};
 
-  std::atomic<size_t> next_{0};
+  std::mutex claim_mu_;
+  size_t next_ = 0;  // guarded by claim_mu_
   std::atomic<uint64_t> done_{0}, fetched_{0}, cached_{0}, errors_{0}, yields_{0};
   std::atomic<unsigned> running_{0};
   std::atomic<int64_t> finished_ms_{-1};

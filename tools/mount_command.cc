@@ -12,6 +12,7 @@
 #include "cache/chunk_store.h"
 #include "common/fd.h"
 #include "fetch/image_source.h"
+#include "fs/blob_order.h"
 #include "fs/chunk_reader.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_mount.h"
@@ -59,7 +60,15 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   std::vector<fs::LayerSource> layers;
   for (const fs::LayerInfo& l : image.layers) layers.push_back({&source->blobs(), l.descriptor, l.lazy});
   fs::LayerRestreamers restreamers(source->blobs(), *store, image.layers);
+  fs::BlobOrder blob_order;  // before the reader, which points into it
   fs::ChunkReader reader(*store, std::move(layers), [&](uint32_t layer) { return restreamers.Restream(layer); });
+  uint64_t fetch_ahead =
+      options.fetch_ahead.value_or(ref.transport == fetch::ImageRef::Transport::kDocker ? kRemoteFetchAhead : 0);
+  if (fetch_ahead > 0) {
+    blob_order = fs::BlobOrder::Build(image.tree, image.layers.size());
+    reader.SetFetchAhead(&blob_order, fetch_ahead);
+    LogDebug("fetch-ahead: {} bytes past a miss, over {} chunks", fetch_ahead, blob_order.chunk_count());
+  }
   fs::Filesystem filesystem(options.ref, image.tree, reader);
   MountObservabilityOptions observability_options = options.observability;
   observability_options.registry = source_options.registry;
@@ -213,6 +222,10 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
   cmd->add_flag("--debug-fuse", mount->debug_fuse, "trace every FUSE request (foreground only)");
   AddSourceFlags(*cmd, mount->source);
   cmd->add_option("--threads", mount->threads, "FUSE worker threads")->capture_default_str();
+  cmd->add_option("--fetch-ahead", mount->fetch_ahead,
+                  "compressed bytes following a missed chunk in its layer to fetch with it, e.g. 256K or 0 "
+                  "(default: 256K for docker:// images, 0 for local ones)")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--trace", mount->observability.trace_file, "record every read to this trace file (lazyfs trace show)");
   cmd->add_option("--prefetch", mount->observability.prefetch,
                   "prefetch the chunks a trace read, in the background: a trace file, or auto (stored next to a "

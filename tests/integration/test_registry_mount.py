@@ -206,7 +206,9 @@ class RegistryMountTest(unittest.TestCase):
 
     def test_mount_equals_umoci_and_fetches_only_footer_and_toc(self):
         proxy = self.serve(FaultProxy(self.reg))
-        m = self.mount(f"docker://{proxy.host}/features:estargz", ["--insecure-registry", proxy.host])
+        # Without fetch-ahead, so each read fetches exactly the chunks it touches.
+        m = self.mount(f"docker://{proxy.host}/features:estargz",
+                       ["--insecure-registry", proxy.host, "--fetch-ahead", "0"])
         at_mount = proxy.record()
         blob_gets = [e for e in at_mount if e.is_blob_get]
         layers = 3
@@ -227,6 +229,24 @@ class RegistryMountTest(unittest.TestCase):
 
         res = treecmp.compare(m.mountpoint, self.reference)
         self.assertTrue(res.equal, f"mount of the registry image vs umoci unpack\n{res.report(50)}")
+
+    def test_fetch_ahead_brings_neighbouring_files_in_one_request(self):
+        proxy = self.serve(FaultProxy(self.reg))
+        m = self.mount(f"docker://{proxy.host}/features:estargz", ["--insecure-registry", proxy.host])
+        files = [f"{recipes.MANY_DIR}/entry-{i:05d}" for i in range(1, 200) if i % 3]
+        proxy.reset_record()
+        self.assertReadCorrect(m, files[0], 0, -1)
+        first = proxy.blob_gets()
+        self.assertEqual(len(first), 1, first)
+        # The default window (256 KiB past the miss) plus at most one merge gap, never the whole layer.
+        self.assertLess(first[0].body_bytes, 256 * 1024 + 64 * 1024 + 4096, first)
+        proxy.reset_record()
+        for rel in files[1:]:
+            self.assertReadCorrect(m, rel, 0, -1)
+        self.assertEqual(proxy.blob_gets(), [], "the neighbours came with the first miss")
+        stats = json.loads(lazyfs(["stats", "--json", m.mountpoint]).stdout)
+        self.assertEqual(stats["requests"], 1, stats)
+        self.assertGreaterEqual(stats["chunk_hits"], len(files) - 1, stats)
 
     # -- auth and TLS -------------------------------------------------------------------------------
 
