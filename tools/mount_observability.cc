@@ -8,23 +8,52 @@
 namespace lazyfs::tools {
 namespace {
 
-// The trace to prefetch from, or nullopt when there is none to use (logged).
-Result<std::optional<fs::Trace>> LoadPrefetchTrace(const MountObservabilityOptions& options,
-                                                   const fs::LoadedImage& image, const fetch::ImageRef& ref) {
-  if (options.prefetch != "auto") return std::optional<fs::Trace>(LAZYFS_TRY(fs::ReadTraceFile(options.prefetch)));
+// `--prefetch auto`: the trace artifact stored next to a docker:// image, and the artifact's reference
+// (for the stats). Best effort: a missing artifact, a lookup that fails, an artifact that does not verify
+// or whose trace was recorded on another image is logged and the mount goes on without prefetching — a
+// registry-supplied trace must never decide whether an image mounts, nor prefetch for another image.
+std::optional<std::pair<fs::Trace, std::string>> LoadStoredTrace(const MountObservabilityOptions& options,
+                                                                 const fs::LoadedImage& image,
+                                                                 const fetch::ImageRef& ref) {
   if (ref.transport != fetch::ImageRef::Transport::kDocker) {
     LogWarn("--prefetch auto: {} is not a docker:// image; no stored trace to look for", image.name);
-    return std::optional<fs::Trace>();
+    return std::nullopt;
   }
-  std::shared_ptr<fetch::RegistryClient> client = LAZYFS_TRY(fetch::NewRegistryClient(ref.host, options.registry));
-  std::optional<std::string> bytes = LAZYFS_TRY(fetch::FetchTraceArtifact(*client, ref.repository, image.manifest_digest));
-  if (!bytes) {
-    LogInfo("--prefetch auto: no trace stored for {} ({})", image.name, fetch::TraceArtifactTag(image.manifest_digest));
-    return std::optional<fs::Trace>();
+  std::string where =
+      "docker://" + ref.host + "/" + ref.repository + ":" + fetch::TraceArtifactTag(image.manifest_digest);
+  auto lookup = [&]() -> Result<std::optional<fs::Trace>> {
+    std::shared_ptr<fetch::RegistryClient> client = LAZYFS_TRY(fetch::NewRegistryClient(ref.host, options.registry));
+    std::optional<std::string> bytes =
+        LAZYFS_TRY(fetch::FetchTraceArtifact(*client, ref.repository, image.manifest_digest));
+    if (!bytes) return std::optional<fs::Trace>();
+    fs::Trace trace = LAZYFS_TRY(fs::DecodeTrace(*bytes));
+    if (trace.manifest_digest != image.manifest_digest) {
+      return Corrupt("its trace was recorded on image " + trace.manifest_digest.ToString());
+    }
+    return std::optional<fs::Trace>(std::move(trace));
+  };
+  Result<std::optional<fs::Trace>> found = lookup();
+  if (!found) {
+    LogWarn("--prefetch auto: not using the stored trace {}: {}; mounting without prefetch", where,
+            found.error().ToString());
+    return std::nullopt;
   }
-  Result<fs::Trace> trace = fs::DecodeTrace(*bytes);
-  if (!trace) return std::move(trace).error().Context("stored trace of " + image.name);
-  return std::optional<fs::Trace>(std::move(*trace));
+  if (!*found) {
+    LogInfo("--prefetch auto: no trace stored for {} ({})", image.name, where);
+    return std::nullopt;
+  }
+  LogInfo("--prefetch auto: using the stored trace {} ({} records)", where, (*found)->records.size());
+  return std::make_pair(std::move(**found), where);
+}
+
+// The trace to prefetch from and where it came from, or nullopt when there is none to use (logged).
+// Errors only for an explicit trace file that cannot be read.
+Result<std::optional<std::pair<fs::Trace, std::string>>> LoadPrefetchTrace(const MountObservabilityOptions& options,
+                                                                           const fs::LoadedImage& image,
+                                                                           const fetch::ImageRef& ref) {
+  if (options.prefetch == "auto") return LoadStoredTrace(options, image, ref);
+  fs::Trace trace = LAZYFS_TRY(fs::ReadTraceFile(options.prefetch));
+  return std::optional<std::pair<fs::Trace, std::string>>(std::make_pair(std::move(trace), options.prefetch));
 }
 
 }  // namespace
@@ -58,18 +87,19 @@ Result<std::unique_ptr<MountObservability>> MountObservability::Setup(const Moun
     LogInfo("recording a trace of {} to {}", image.name, options.trace_file);
   }
   if (!options.prefetch.empty()) {
-    std::optional<fs::Trace> trace = LAZYFS_TRY(LoadPrefetchTrace(options, image, ref));
-    if (trace) {
-      if (trace->manifest_digest != image.manifest_digest) {
+    std::optional<std::pair<fs::Trace, std::string>> loaded = LAZYFS_TRY(LoadPrefetchTrace(options, image, ref));
+    if (loaded) {
+      auto& [trace, source] = *loaded;
+      if (trace.manifest_digest != image.manifest_digest) {
         LogWarn("prefetch trace was recorded on {}, not {}: prefetching the paths that still exist",
-                trace->manifest_digest.ToString(), image.manifest_digest.ToString());
+                trace.manifest_digest.ToString(), image.manifest_digest.ToString());
       }
-      fs::PrefetchPlan plan = fs::PlanPrefetch(*trace, image.tree);
+      fs::PrefetchPlan plan = fs::PlanPrefetch(trace, image.tree);
       obs->plan_stats_.records = plan.records;
       obs->plan_stats_.missing_paths = plan.missing_paths;
-      obs->prefetch_source_ = options.prefetch;
+      obs->prefetch_source_ = source;
       LogInfo("prefetch from {}: {} chunks from {} trace records ({} for missing paths), {} threads",
-              options.prefetch, plan.items.size(), plan.records, plan.missing_paths, options.prefetch_threads);
+              source, plan.items.size(), plan.records, plan.missing_paths, options.prefetch_threads);
       obs->prefetcher_ = std::make_unique<fs::Prefetcher>(reader, std::move(plan), options.prefetch_threads);
     }
   }

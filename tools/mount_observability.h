@@ -7,7 +7,9 @@
 // prefetcher, flushes and closes the trace), destruction before the ChunkReader.
 //
 // `--prefetch auto` looks for a trace artifact next to a docker:// image (fetch/trace_artifact.h); for
-// other sources, or when there is none, the mount goes on without prefetching (logged).
+// other sources, when there is none, or when it cannot be used (the lookup fails, it does not verify,
+// it refers to another image or holds a trace recorded on another image), the mount goes on without
+// prefetching (logged). Only an explicit trace file that cannot be read fails the mount.
 //
 // Thread safety: Json() may be called from the control-socket thread while the mount serves.
 #pragma once

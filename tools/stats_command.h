@@ -30,6 +30,7 @@
 //    "prefetch": null | {"source":str, "trace_records":int, "missing_paths":int, "planned_chunks":int,
 //                        "done_chunks":int, "fetched_chunks":int, "cached_chunks":int, "errors":int,
 //                        "yields":int, "finished":bool, "elapsed_ms":int}}
+//        source: the --prefetch trace file, or for --prefetch auto the artifact's docker://HOST/NAME:TAG
 #pragma once
 
 #include <nlohmann/json.hpp>
