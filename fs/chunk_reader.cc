@@ -189,9 +189,8 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchForRead(uint32_t layer, std::v
     if (wanted(*it)) candidates.push_back(&*it);
   }
   if (fetch_ahead_bytes_ > 0) {
-    uint64_t limit = chunk.blob_offset + chunk.blob_length + fetch_ahead_bytes_;
-    for (const ChunkRef* next : blob_order_->After(layer, chunk)) {
-      if (next->blob_offset >= limit || candidates.size() >= kMaxBatchChunks) break;
+    for (const ChunkRef* next : blob_order_->Neighbours(layer, chunk, fetch_ahead_bytes_, kMaxBatchChunks)) {
+      if (candidates.size() >= kMaxBatchChunks) break;
       if (wanted(*next)) candidates.push_back(next);
     }
   }

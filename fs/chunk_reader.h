@@ -92,9 +92,10 @@ class ChunkReader {
   };
   WarmOutcome WarmGroup(uint32_t layer, std::span<const ChunkRef* const> chunks);
 
-  // Fetch-ahead: a miss also fetches the chunks that follow it in its layer blob, up to `bytes` compressed
-  // bytes past its end, that are neither cached nor being fetched; 0 turns it off. Set once before the
-  // first Read; `order` (built from the mounted tree) outlives the reader.
+  // Fetch-ahead: a miss also fetches the chunks of files in its directory that follow it in its layer blob,
+  // up to `bytes` compressed bytes past its end (fs/blob_order.h), that are neither cached nor being
+  // fetched; 0 turns it off. Set once before the first Read; `order` (built from the mounted tree)
+  // outlives the reader.
   void SetFetchAhead(const BlobOrder* order, uint64_t bytes) {
     blob_order_ = order;
     fetch_ahead_bytes_ = order ? bytes : 0;

@@ -134,8 +134,10 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("BlobOrder: visible blob-backed chunks of each layer, in blob order") {
-  Layer lower(4);
+TEST_CASE("BlobOrder: neighbours are visible blob-backed chunks of the same directory, in blob order") {
+  Layer lower(6);
+  lower.index.entries[4].name = "sub/f04";  // another directory
+  lower.index.entries[3].chunks[0].blob_length = BlobOrder::kSmallChunk + 1;  // too big to fetch ahead
   LayerIndex upper;
   LayerEntry shadow = lower.index.entries[1];  // f01 again, in the upper layer: hides the lower one
   shadow.chunks[0].blob_offset = 0;
@@ -146,14 +148,23 @@ TEST_CASE("BlobOrder: visible blob-backed chunks of each layer, in blob order") 
   upper.entries.push_back(plain);
   UnionTree tree = UnionTree::Build({lower.index, upper}, [](uint32_t, const std::string&, const std::string&) {});
   BlobOrder order = BlobOrder::Build(tree, 2);
-  CHECK(order.chunk_count() == 4);  // f00, f02, f03 below; f01 above
-  std::span<const ChunkRef* const> after = order.After(0, lower.index.entries[0].chunks[0]);
-  REQUIRE(after.size() == 2);
-  CHECK(after[0]->blob_offset == lower.index.entries[2].chunks[0].blob_offset);
-  CHECK(after[1]->blob_offset == lower.index.entries[3].chunks[0].blob_offset);
-  CHECK(order.After(0, lower.index.entries[3].chunks[0]).empty());
-  CHECK(order.After(1, shadow.chunks[0]).empty());
-  CHECK(order.After(7, shadow.chunks[0]).empty());
+  CHECK(order.chunk_count() == 6);  // f00, f02, sub/f04... below, f01 above
+  auto chunk_of = [&](const char* path) -> const ChunkRef& { return tree.Find(*tree.Resolve(path))->chunks[0]; };
+  const ChunkRef& f00 = chunk_of("f00");
+  std::vector<const ChunkRef*> n = order.Neighbours(0, f00, 1 << 20, 100);
+  REQUIRE(n.size() == 2);  // f02, f05: f01 is hidden, f03 big, sub/f04 in another directory
+  CHECK(n[0] == &chunk_of("f02"));
+  CHECK(n[1] == &chunk_of("f05"));
+  CHECK(order.Neighbours(0, chunk_of("f03"), 1 << 20, 100).empty());  // a big miss fetches nothing ahead
+  CHECK(order.Neighbours(0, f00, 1 << 20, 1).size() == 1);
+  // The window ends where f03 starts: only f02 fits.
+  CHECK(order.Neighbours(0, f00, chunk_of("f03").blob_offset - (f00.blob_offset + f00.blob_length), 100).size() == 1);
+  CHECK(order.Neighbours(0, chunk_of("f05"), 1 << 20, 100).empty());
+  CHECK(order.Neighbours(0, chunk_of("sub/f04"), 1 << 20, 100).empty());
+  CHECK(order.Neighbours(1, chunk_of("f01"), 1 << 20, 100).empty());
+  ChunkRef copy = f00;  // not the tree's own
+  CHECK(order.Neighbours(0, copy, 1 << 20, 100).empty());
+  CHECK(order.Neighbours(7, f00, 1 << 20, 100).empty());
 }
 
 TEST_CASE("ChunkReader: without fetch-ahead a miss fetches just its chunk, then it is a hit") {
