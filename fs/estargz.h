@@ -23,6 +23,10 @@ inline constexpr std::string_view kTocName = "stargz.index.json";
 inline constexpr std::string_view kPrefetchLandmark = ".prefetch.landmark";
 inline constexpr std::string_view kNoPrefetchLandmark = ".no.prefetch.landmark";
 // Upper bound for a TOC we are willing to fetch and parse (a hostile footer may point anywhere).
+// Bytes read from the end of a layer in the first request: the footer and, for all but the biggest layers,
+// the whole TOC. About one round trip's worth of transfer on a 100 Mbit/s, 20 ms link, so a bigger TOC
+// costs nothing extra (the second request is that much shorter) and a smaller one saves a round trip.
+inline constexpr uint64_t kEstargzTailRead = 256 << 10;
 inline constexpr uint64_t kMaxTocCompressedSize = 256 << 20;
 
 // Upper bound for one chunk's uncompressed size: a hostile TOC must not make a reader allocate terabytes.

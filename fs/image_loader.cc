@@ -1,5 +1,8 @@
 #include "fs/image_loader.h"
 
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <unordered_set>
 
 #include "common/byte_codec.h"
@@ -15,6 +18,9 @@ std::string LayerKey(const fetch::Descriptor& layer) {
   std::string toc = layer.Annotation(fetch::kAnnotationTocDigest).value_or("-");
   return "layer/v1/" + layer.digest.ToString() + "/" + toc;
 }
+
+// Layers indexed at once by LoadImage.
+constexpr size_t kParallelLayerIndexes = 8;
 
 std::string TreeKey(const Sha256Digest& manifest) { return "tree/v1/" + manifest.ToString(); }
 
@@ -98,10 +104,27 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
     }
   }
 
+  // Layers are indexed in parallel: each costs a round trip or two to the registry plus a TOC transfer and
+  // parse, and on a high-latency link doing them one after another added up to half a cold mount.
+  std::vector<std::optional<Result<LayerIndex>>> results(image.layers.size());
+  {
+    std::atomic<size_t> next{0};
+    auto index_layers = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < results.size();) {
+        auto started = std::chrono::steady_clock::now();
+        results[i] = IndexLayer(name, static_cast<uint32_t>(i), source.blobs(), image.layers[i].descriptor, store);
+        LogDebug("image {}: layer {} indexed in {} ms", name, i,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+      }
+    };
+    std::vector<std::jthread> helpers;
+    for (size_t t = 1; t < std::min(results.size(), kParallelLayerIndexes); ++t) helpers.emplace_back(index_layers);
+    index_layers();
+  }
   std::vector<LayerIndex> indexes;
   for (uint32_t i = 0; i < image.layers.size(); ++i) {
     LayerInfo& layer = image.layers[i];
-    Result<LayerIndex> index = IndexLayer(name, i, source.blobs(), layer.descriptor, store);
+    Result<LayerIndex>& index = *results[i];
     if (!index) {
       return std::move(index).error().Context(fmt::format("image {} layer {} ({})", name, i, layer.descriptor.digest.ToString()));
     }

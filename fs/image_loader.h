@@ -1,7 +1,7 @@
 // LoadImage: from a resolved image to what a mount serves: the merged UnionTree and, per layer, where its
 // chunks come from. Layer indexes are cached in the meta database by layer digest (a plain layer is
 // streamed once per host, not once per image), and the merged tree by manifest digest (the next mount of
-// the same image parses no TOC at all).
+// the same image parses no TOC at all). Layers are indexed in parallel (up to 8 at once).
 //
 // Thread safety: LoadImage is reentrant. A LoadedImage's restreamer may be called from any thread.
 #pragma once
