@@ -1,12 +1,15 @@
 // The registry ImageSource and its BlobReader (see registry_source.h).
 //
-// Thread safety: Resolve runs once on one thread; RegistryBlobReader locks mu_ only around sizes_.
+// Thread safety: Resolve runs once on one thread; RegistryBlobReader locks mu_ only around sizes_;
+// ReadRanges runs its requests on short-lived threads it joins before returning.
 #include "fetch/registry_source.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
+#include <thread>
 
 #include "common/log.h"
 #include "fetch/image.h"
@@ -158,10 +161,32 @@ Result<std::vector<std::string>> RegistryBlobReader::ReadRanges(const Sha256Dige
   std::vector<std::string> out(ranges.size());
   // One deadline for the batch: it serves one FUSE read, which must end in bounded time as a whole.
   std::optional<SteadyTime> deadline = client_->ReadDeadline();
-  for (const MergedRange& merged : MergeRanges(ranges, max_gap, max_request)) {
-    std::string bytes = LAZYFS_TRY(client_->GetBlobRange(repository_, blob, merged.offset, merged.length, deadline));
-    for (size_t i : merged.members) out[i] = bytes.substr(ranges[i].offset - merged.offset, ranges[i].length);
+  const std::vector<MergedRange> merged = MergeRanges(ranges, max_gap, max_request);
+  // The requests go out in parallel: a batch of scattered small files (a prefetch window, a fetch-ahead)
+  // would otherwise pay one round trip after another.
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mu;
+  std::optional<Error> error;  // guarded by error_mu: the first failure
+  auto fetch_some = [&] {
+    for (size_t k; !failed.load() && (k = next.fetch_add(1)) < merged.size();) {
+      const MergedRange& m = merged[k];
+      Result<std::string> bytes = client_->GetBlobRange(repository_, blob, m.offset, m.length, deadline);
+      if (!bytes) {
+        std::lock_guard lock(error_mu);
+        if (!error) error = std::move(bytes).error();
+        failed.store(true);
+        return;
+      }
+      for (size_t i : m.members) out[i] = bytes->substr(ranges[i].offset - m.offset, ranges[i].length);
+    }
+  };
+  {
+    std::vector<std::jthread> helpers;
+    for (size_t t = 1; t < std::min(merged.size(), kParallelRequests); ++t) helpers.emplace_back(fetch_some);
+    fetch_some();
   }
+  if (error) return std::move(*error);
   return out;
 }
 

@@ -59,8 +59,9 @@ class RegistryBlobReader final : public BlobReader {
   Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override;
   std::string Describe() const override;
 
-  // Reads several ranges of one blob with as few requests as MergeRanges allows, all within one read
-  // deadline; the result holds each range's bytes in input order. Errors as ReadRange.
+  // Reads several ranges of one blob with as few requests as MergeRanges allows, up to kParallelRequests
+  // of them at once, all within one read deadline; the result holds each range's bytes in input order.
+  // Errors as ReadRange (the first failure; the requests not yet started are not sent).
   Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob, std::span<const BlobRange> ranges,
                                               uint64_t max_gap = kDefaultMaxGap,
                                               uint64_t max_request = kDefaultMaxRequest);
@@ -72,6 +73,8 @@ class RegistryBlobReader final : public BlobReader {
   // stays below kDefaultMaxRequest so a FUSE read never waits for a huge body.
   static constexpr uint64_t kDefaultMaxGap = 64 << 10;
   static constexpr uint64_t kDefaultMaxRequest = 16 << 20;
+  // Requests of one ReadRanges call in flight at once.
+  static constexpr size_t kParallelRequests = 4;
 
   // Records a size from a trusted descriptor (the verified manifest), sparing a HEAD later.
   void AddKnownSize(const Sha256Digest& blob, uint64_t size);

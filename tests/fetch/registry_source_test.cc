@@ -15,6 +15,7 @@
 #include "fetch/registry_push.h"
 #include "fetch/registry_source.h"
 #include "tests/fetch/registry_test_fakes.h"
+#include "tests/test_support.h"
 
 namespace lazyfs::fetch {
 namespace {
@@ -139,6 +140,23 @@ TEST_CASE("RegistryBlobReader: ReadRanges fetches nearby ranges in one request")
   CHECK(*size == blob.size());
   CHECK(reader.Size(Sha256Of("absent")).error().code() == ErrorCode::kNotFound);
   CHECK(reader.Describe() == "docker://reg.test/app");
+}
+
+TEST_CASE("RegistryBlobReader: ReadRanges sends far-apart ranges as parallel requests, results in input order") {
+  Fixture f;
+  std::string blob = lazyfs::testing::PseudoRandomBytes(1 << 20, 7);
+  f.registry.blobs[Sha256Of(blob).ToString()] = blob;
+  auto client = NewRegistryClient("reg.test", f.options);
+  REQUIRE(client);
+  RegistryBlobReader reader(*client, "app");
+  std::vector<BlobRange> ranges;
+  for (uint64_t i = 0; i < 10; ++i) ranges.push_back({(9 - i) * 100'000 + i, 100 + i});
+  auto parts = reader.ReadRanges(Sha256Of(blob), ranges, /*max_gap=*/10);
+  REQUIRE(parts);
+  REQUIRE(parts->size() == ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) CHECK((*parts)[i] == blob.substr(ranges[i].offset, ranges[i].length));
+  CHECK(f.registry.blob_gets == 10);
+  CHECK(reader.ReadRanges(Sha256Of("absent"), ranges, 10).error().code() == ErrorCode::kNotFound);
 }
 
 TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and its verified config") {
