@@ -25,7 +25,7 @@ bool FillEntry(FuseContext& ctx, uint64_t ino, fuse_entry_param& e) {
   return true;
 }
 
-void Init(void*, fuse_conn_info* conn) {
+void Init(void* userdata, fuse_conn_info* conn) {
   // Immutable content: let the kernel read ahead asynchronously, cache symlinks and directory listings,
   // and fetch attributes with directory listings (readdirplus, always, not "auto").
   auto want = [conn](unsigned cap) {
@@ -42,6 +42,13 @@ void Init(void*, fuse_conn_info* conn) {
   // Big requests: libfuse derives the kernel's max_pages from max_write; reads benefit the same way.
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
+  // An open needs nothing from us (no file handles; the mount is read-only, so the kernel refuses writes
+  // itself). Where the kernel allows, the first open answers ENOSYS and the kernel then opens every file
+  // and directory without a round trip to us, keep_cache and cache_dir implied: a warm start through an
+  // overlay on a lingering mount opens dozens of files.
+  auto* ctx = static_cast<FuseContext*>(userdata);
+  ctx->zero_message_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+  ctx->zero_message_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -81,6 +88,7 @@ void Readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (Ctx(req).zero_message_open) return (void)fuse_reply_err(req, ENOSYS);
   const Node* n = Ctx(req).fs->tree().Find(ino);
   if (!n) return (void)fuse_reply_err(req, ENOENT);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
@@ -105,6 +113,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_i
 }
 
 void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (Ctx(req).zero_message_opendir) return (void)fuse_reply_err(req, ENOSYS);
   const Node* n = Ctx(req).fs->tree().Find(ino);
   if (!n) return (void)fuse_reply_err(req, ENOENT);
   if (n->type != EntryType::kDirectory) return (void)fuse_reply_err(req, ENOTDIR);

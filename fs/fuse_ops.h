@@ -16,6 +16,9 @@ struct FuseContext {
   Filesystem* fs = nullptr;
   // The content never changes, so the kernel may cache entries and attributes for as long as it likes.
   double timeout_seconds = 365.0 * 24 * 3600;
+  // Set in init when the kernel opens files without asking us (FUSE_CAP_NO_OPEN_SUPPORT / ..._OPENDIR_...).
+  bool zero_message_open = false;
+  bool zero_message_opendir = false;
 };
 
 const fuse_lowlevel_ops& LowlevelOps();
