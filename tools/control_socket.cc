@@ -55,6 +55,10 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& p
     return PosixError(errno, "bind " + path);
   }
   ::chmod(path.c_str(), 0600);
+  // Remembered so the destructor removes only its own socket: by then a new daemon may serve the same
+  // mountpoint (an image mount of `lazyfs run` ends and is mounted again) and have bound the path anew.
+  struct stat bound {};
+  if (::lstat(path.c_str(), &bound) == 0) server->inode_ = bound.st_ino;
   if (::listen(server->listen_fd_.get(), 16) != 0) return PosixError(errno, "listen " + path);
   server->wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC));
   if (!server->wake_fd_.valid()) return PosixError(errno, "eventfd");
@@ -66,7 +70,8 @@ ControlServer::~ControlServer() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
   if (thread_.joinable()) thread_.join();
-  ::unlink(path_.c_str());
+  struct stat now {};
+  if (::lstat(path_.c_str(), &now) == 0 && now.st_ino == inode_) ::unlink(path_.c_str());
 }
 
 void ControlServer::Loop() {

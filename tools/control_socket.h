@@ -6,6 +6,8 @@
 // time, and must be thread-safe against the mount's other threads (it reads atomics).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -29,13 +31,14 @@ class ControlServer {
  public:
   using Handler = std::function<std::string(const std::string& request)>;
   static Result<std::unique_ptr<ControlServer>> Start(const std::string& path, Handler handler);
-  ~ControlServer();  // stops the thread and removes the socket file
+  ~ControlServer();  // stops the thread and removes the socket file, unless another server has replaced it
 
  private:
   ControlServer() = default;
   void Loop();
 
   std::string path_;
+  ino_t inode_ = 0;  // of the socket file we bound
   Handler handler_;
   UniqueFd listen_fd_;
   UniqueFd wake_fd_;  // eventfd that ends Loop

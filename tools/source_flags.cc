@@ -13,16 +13,29 @@ namespace lazyfs::tools {
 
 void AddSourceFlags(CLI::App& cmd, SourceFlags& flags) {
   cmd.add_option("--platform", flags.platform, "platform to pick from a multi-platform image")->capture_default_str();
+  // One value per occurrence (repeat the flag), so `--insecure-registry HOST IMAGE` does not swallow IMAGE.
   cmd.add_option("--insecure-registry", flags.insecure_registries,
-                 "HOST:PORT of a registry spoken to over plain http (repeatable)");
+                 "HOST:PORT of a registry spoken to over plain http (repeatable)")
+      ->allow_extra_args(false);
   cmd.add_option("--ca-file", flags.ca_file, "PEM file of a CA to trust for registries")->check(CLI::ExistingFile);
-  cmd.add_option("--mirror", flags.mirrors, "mirror base URL tried before the origin, in order (repeatable)");
+  cmd.add_option("--mirror", flags.mirrors, "mirror base URL tried before the origin, in order (repeatable)")
+      ->allow_extra_args(false);
   cmd.add_option("--read-timeout", flags.read_timeout_seconds,
                  "seconds after which a read fails with EIO, retries included")
       ->capture_default_str();
   cmd.add_option("--retries", flags.retries, "retries after a failed request to the registry")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+}
+
+std::vector<std::string> SourceFlagArgs(const SourceFlags& flags) {
+  std::vector<std::string> args = {"--platform", flags.platform};
+  for (const std::string& host : flags.insecure_registries) args.insert(args.end(), {"--insecure-registry", host});
+  if (!flags.ca_file.empty()) args.insert(args.end(), {"--ca-file", std::filesystem::absolute(flags.ca_file).string()});
+  for (const std::string& mirror : flags.mirrors) args.insert(args.end(), {"--mirror", mirror});
+  args.insert(args.end(), {"--read-timeout", fmt::format("{}", flags.read_timeout_seconds), "--retries",
+                           std::to_string(flags.retries)});
+  return args;
 }
 
 Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags) {

@@ -1,6 +1,6 @@
 // Source flags: the one place that adds the image-source options (platform, registries, TLS, mirrors,
 // read bound, retries) to a subcommand and turns them into fetch::SourceOptions. Every command that opens
-// an image (mount, convert, push) uses it, so the flags mean the same everywhere.
+// an image (mount, convert, push, run) uses it, so the flags mean the same everywhere.
 //
 //   --platform OS/ARCH[/VARIANT]    picks the manifest from a multi-platform index (default linux/amd64)
 //   --insecure-registry HOST:PORT   plain http to this registry (repeatable; nothing is insecure by default)
@@ -36,6 +36,10 @@ struct SourceFlags {
 // Adds the flags to `cmd`, bound to `flags`, which must outlive the parse (hold it in a shared_ptr the
 // callback captures).
 void AddSourceFlags(CLI::App& cmd, SourceFlags& flags);
+
+// The flags as command-line arguments again, for a command that hands them on (lazyfs run to the mount
+// it starts). Relative paths are made absolute.
+std::vector<std::string> SourceFlagArgs(const SourceFlags& flags);
 
 // The options the flags describe. kInvalidArgument for values the parser cannot judge alone (a mirror
 // that is not an http(s) URL, an insecure registry that is not HOST[:PORT], a non-positive timeout).
