@@ -19,6 +19,7 @@
 #include "fs/image_loader.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
+#include "tools/idle_watch.h"
 #include "tools/mount_observability.h"
 #include "tools/stats_command.h"
 
@@ -85,9 +86,26 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   if (ec) return PosixError(ec.value(), "resolve mountpoint " + options.mountpoint);
   std::unique_ptr<fs::FuseMount> mount = LAZYFS_TRY(fs::FuseMount::Mount(filesystem, mount_options));
   LogInfo("mounted {} at {}", options.ref, mountpoint);
+  std::unique_ptr<IdleWatch> idle;  // before the control server, whose handler reads it
+  if (options.idle_timeout_seconds) {
+    auto timeout = std::chrono::duration_cast<IdleWatch::Clock::duration>(
+        std::chrono::duration<double>(*options.idle_timeout_seconds));
+    idle = LAZYFS_TRY(IdleWatch::Start(ImageDir(options.image_dir), mountpoint, timeout));
+  }
   Result<std::unique_ptr<ControlServer>> control =
       ControlServer::Start(ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
-        if (request == "stats") return StatsJson(mountpoint, image, reader.counters(), observability.get()).dump();
+        nlohmann::json idle_json = idle ? idle->Json() : nlohmann::json();
+        if (request == "stats") {
+          nlohmann::json stats = StatsJson(mountpoint, image, reader.counters(), observability.get());
+          stats["idle"] = idle_json;
+          return stats.dump();
+        }
+        // Cheap: no per-file statistics (lazyfs run and ps ask this on their paths).
+        if (request == "info") {
+          return nlohmann::json{{"pid", ::getpid()}, {"mountpoint", mountpoint}, {"image", options.ref},
+                                {"manifest_digest", image.manifest_digest.ToString()}, {"idle", idle_json}}
+              .dump();
+        }
         return R"({"error":"unknown request"})";
       });
   if (!control) LogWarn("no control socket for {} (lazyfs stats will not see it): {}", mountpoint, control.error().ToString());
@@ -105,6 +123,7 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   }
   Status served = mount->Serve();
   if (control) control->reset();
+  idle.reset();
   mount.reset();  // unmount before the reader and the store go away
   if (Status finished = observability->Finish(); !finished) LogWarn("{}", finished.error().ToString());
   const fs::ReadCounters& c = reader.counters();
@@ -232,6 +251,14 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
                   "docker:// image by lazyfs trace push)");
   cmd->add_option("--prefetch-threads", mount->observability.prefetch_threads, "parallel prefetch requests")
       ->capture_default_str();
+  CLI::Option* image_dir = cmd->add_option(
+      "--image-dir", mount->image_dir,
+      "a lazyfs run image directory (lock, users/): its sandboxes keep the mount (with --idle-timeout)");
+  cmd->add_option("--idle-timeout", mount->idle_timeout_seconds,
+                  "unmount and exit once no sandbox in --image-dir has used the mount for SECONDS (lazyfs run "
+                  "--keep-mount sets it)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(image_dir);
   cmd->callback([mount, &exit_code] {
     mount->observability.MakePathsAbsolute();
     exit_code = RunMount(*mount);

@@ -30,6 +30,10 @@ struct MountCommandOptions {
   // docker:// images, 0 for local ones (a local read costs no round trip to save).
   std::optional<uint64_t> fetch_ahead;
   MountObservabilityOptions observability;  // --trace, --prefetch
+  // --idle-timeout with --image-dir (set by `lazyfs run --keep-mount`): unmount and exit once no sandbox
+  // has used the image for this many seconds (tools/idle_watch.h). Unset: live until unmounted.
+  std::optional<double> idle_timeout_seconds;
+  std::string image_dir;
 };
 
 // About one bandwidth-delay product of a 100 Mbit/s, 20 ms link: fetching it with a miss costs about one

@@ -1,12 +1,16 @@
-// `lazyfs run`: resolves the image, attaches to (or starts) its shared lazy mount, stacks an overlay on
-// it, writes the bundle and runs it with crun (create + start, waited for as a child subreaper), then
-// tears everything down in reverse order through RAII. The host state it keeps is described in
-// run_command.h. Single-threaded; cross-process coordination through flock(2).
+// `lazyfs run`: attaches to the image's shared lazy mount (resolving the image and mounting it when no
+// live mount serves the reference), stacks an overlay on it, writes the bundle and runs it with
+// `crun run --detach` (waited for as a child subreaper), then tears everything down in reverse order
+// through RAII. The host state it keeps is described in run_command.h and image_dir.h.
+// Single-threaded; cross-process coordination through flock(2).
+//
+// The path to a warm start is kept short on purpose: no image resolution and no control-socket request
+// when the mount lingers, one crun process, posix_spawn (no page-table copy of this process) for it.
 #include "tools/run_command.h"
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -28,6 +32,7 @@
 #include "fetch/image_source.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
+#include "tools/image_dir.h"
 #include "tools/oci_bundle.h"
 
 namespace lazyfs::tools {
@@ -41,50 +46,12 @@ constexpr const char* kTiniPath = "/usr/bin/tini-static";
 constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 constexpr int kDaemonExitTimeoutMs = 10000;
 
-std::string ImagesDir() { return std::string(kRunDir) + "/images"; }
 std::string SandboxDir(const std::string& id) { return std::string(kSandboxTmpBase) + "/lazyfs-run." + id; }
 std::string LockPath(const std::string& id) { return SandboxesDir() + "/" + id + ".lock"; }
 std::string RecordPath(const std::string& id) { return SandboxesDir() + "/" + id + ".json"; }
 
 // ---------------------------------------------------------------------------------------------------
-// Small RAII pieces.
-
-// An flock(2)ed file. Locks belong to the open file description, so they vanish when the process dies.
-class FileLock {
- public:
-  FileLock() = default;
-  // Opens (creating) and locks `path`. Blocking unless `try_only`; a busy try returns an unheld lock.
-  static Result<FileLock> Acquire(const std::string& path, bool try_only) {
-    UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDWR | O_CREAT, 0600));
-    while (::flock(fd.get(), LOCK_EX | (try_only ? LOCK_NB : 0)) != 0) {
-      if (errno == EINTR) continue;
-      if (errno == EWOULDBLOCK) return FileLock();
-      return PosixError(errno, "flock " + path);
-    }
-    return FileLock(std::move(fd));
-  }
-  bool held() const { return fd_.valid(); }
-  void Release() { fd_.Reset(); }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
-
-bool IsMountPoint(const std::string& path) {
-  struct stat self {}, parent {};
-  if (::lstat(path.c_str(), &self) != 0) return errno == ENOTCONN;  // a FUSE mount whose daemon died
-  if (::lstat((stdfs::path(path) / "..").c_str(), &parent) != 0) return false;
-  return self.st_dev != parent.st_dev;
-}
-
-// Unmounts `path`, lazily when it is still busy. Quiet when it is not mounted.
-void Unmount(const std::string& path) {
-  if (::umount2(path.c_str(), 0) == 0 || errno == EINVAL || errno == ENOENT) return;
-  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
-    LogWarn("umount {}: {}", path, std::strerror(errno));
-  }
-}
+// Small pieces.
 
 // rm -rf that never descends into another file system: a mount left below must not lose its files.
 void RemoveTree(const std::string& root) {
@@ -116,25 +83,38 @@ ExitStatus Decode(int status) {
   return {WEXITSTATUS(status), 0};
 }
 
-// fork + exec with default signal handling restored in the child. stdout goes to /dev/null when
+// posix_spawn's attributes and file actions, destroyed with the scope.
+struct SpawnSetup {
+  SpawnSetup() {
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_init(&actions);
+  }
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t actions;
+};
+
+// Starts `args` (searched in PATH) with no signal blocked. posix_spawn vforks, so the start costs no copy
+// of this process's page tables, and a failed exec is reported here. stdout goes to /dev/null when
 // `quiet_stdout`; stderr is always ours (crun's and the mount daemon's errors reach the user).
 Result<pid_t> Spawn(const std::vector<std::string>& args, bool quiet_stdout) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return PosixError(errno, "fork");
-  if (pid == 0) {
-    sigset_t all;
-    sigemptyset(&all);
-    ::sigprocmask(SIG_SETMASK, &all, nullptr);
-    if (quiet_stdout) {
-      int null = ::open("/dev/null", O_RDWR);
-      if (null >= 0) ::dup2(null, STDOUT_FILENO);
-    }
-    ::execvp(argv[0], argv.data());
-    std::fprintf(stderr, "lazyfs: exec %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
+  SpawnSetup setup;
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&setup.attr, &none);
+  posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETSIGMASK);
+  if (quiet_stdout) posix_spawn_file_actions_addopen(&setup.actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  if (int rc = ::posix_spawnp(&pid, argv[0], &setup.actions, &setup.attr, argv.data(), environ); rc != 0) {
+    return PosixError(rc, "run " + args[0]);
   }
   return pid;
 }
@@ -156,112 +136,176 @@ std::string RandomId() {
 // ---------------------------------------------------------------------------------------------------
 // The shared image mount.
 
-// Drops sandbox `id`'s reference to the image mount in `image_dir`; the last reference unmounts it.
-// Other users whose flock is free died without detaching: their files go too.
-void ReleaseImageUser(const std::string& image_dir, const std::string& id) {
-  Result<FileLock> lock = FileLock::Acquire(image_dir + "/lock", false);
-  if (!lock) {
-    LogWarn("image {}: {}", image_dir, lock.error().ToString());
-    return;
-  }
-  std::string users = image_dir + "/users";
-  ::unlink((users + "/" + id).c_str());
-  size_t live = 0;
-  std::error_code ec;
-  for (const auto& entry : stdfs::directory_iterator(users, ec)) {
-    Result<FileLock> user = FileLock::Acquire(entry.path().string(), true);
-    if (user && !user->held()) {
-      ++live;
-    } else {
-      ::unlink(entry.path().c_str());
+// What the mount daemon of `rootfs` says about itself ("info" on its control socket: pid, manifest,
+// idle state), or nullopt when none answers.
+std::optional<json> MountInfo(const std::string& rootfs) {
+  Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "info");
+  if (!reply) return std::nullopt;
+  json info = json::parse(*reply, nullptr, false);
+  if (!info.is_object() || !info.contains("pid")) return std::nullopt;
+  return info;
+}
+
+// Drops sandbox `id`'s reference to the image mount in `dir`. When no live user is left, the mount stays
+// for its daemon's idle timeout if `keep` and the daemon has one, else it is unmounted now. Users whose
+// flock is free died without detaching: their files go too.
+void ReleaseImageUser(const ImageDir& dir, const std::string& id, bool keep) {
+  UniqueFd daemon;  // pidfd of the daemon of a mount we unmount
+  {
+    Result<FileLock> lock = dir.Lock();
+    if (!lock) {
+      LogWarn("image {}: {}", dir.path(), lock.error().ToString());
+      return;
     }
-  }
-  if (live == 0) {
-    // Wait (bounded) for the daemon to exit: on its way out it removes its control socket, which must
-    // not happen after the next sandbox has mounted the image again at the same path.
-    std::string rootfs = image_dir + "/rootfs";
-    UniqueFd daemon;
-    if (Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "stats")) {
-      json stats = json::parse(*reply, nullptr, false);
-      if (stats.is_object() && stats.value("pid", 0) > 0) {
-        daemon = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, stats.value("pid", 0), 0)));
-      }
+    ::unlink(dir.user_path(id).c_str());
+    if (dir.LiveUsers(true) > 0) return;
+    std::string rootfs = dir.rootfs();
+    std::optional<json> info = MountInfo(rootfs);
+    if (keep && info && (*info)["idle"].is_object()) {
+      LogDebug("{} stays mounted for {} s without a sandbox", rootfs, (*info)["idle"].value("timeout_s", 0.0));
+      return;
+    }
+    if (info && info->value("pid", 0) > 0) {
+      daemon = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, info->value("pid", 0), 0)));
     }
     Unmount(rootfs);
-    if (daemon.valid()) {
-      pollfd exited{daemon.get(), POLLIN, 0};
-      if (::poll(&exited, 1, kDaemonExitTimeoutMs) == 0) LogWarn("the mount daemon of {} has not exited", rootfs);
-    }
+  }
+  // Waited for with the lock released (the daemon's idle watch may take it on its way out), bounded. When
+  // `lazyfs run` returns, the daemon has finished: its --trace file is complete.
+  if (daemon.valid()) {
+    pollfd exited{daemon.get(), POLLIN, 0};
+    if (::poll(&exited, 1, kDaemonExitTimeoutMs) == 0) LogWarn("the mount daemon of {} has not exited", dir.rootfs());
   }
 }
 
-// One sandbox's reference to the lazy mount of its image, mounting it when no sandbox has yet.
+std::string LogLevelName() {
+  switch (GetLogLevel()) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+    case LogLevel::kOff: return "off";
+  }
+  return "info";
+}
+
+// The reference the mount daemon gets: a docker:// tag pinned to the manifest this run resolved, so the
+// daemon serves the image whose directory it is mounted in even when the tag moves meanwhile.
+std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest) {
+  Result<fetch::ImageRef> parsed = fetch::ImageRef::Parse(ref);
+  if (!parsed || parsed->transport != fetch::ImageRef::Transport::kDocker) return ref;
+  parsed->tag.clear();
+  parsed->digest = manifest;
+  return parsed->ToString();
+}
+
+// One sandbox's reference to the lazy mount of its image, mounting it when no live mount serves it.
 class ImageUse {
  public:
-  static Result<std::unique_ptr<ImageUse>> Acquire(const std::string& ref, const Sha256Digest& manifest,
-                                                   const std::string& id, const RunCommandOptions& options) {
-    std::string dir = ImagesDir() + "/" + manifest.Hex();
-    LAZYFS_TRY(MakeDirs(dir + "/users", 0700));
-    LAZYFS_TRY(MakeDirs(dir + "/rootfs", 0755));
-    // Declared before the lock: on an early return the lock goes first, then ~ImageUse takes it again.
-    std::unique_ptr<ImageUse> use(new ImageUse(dir, id));
-    FileLock lock = LAZYFS_TRY(FileLock::Acquire(dir + "/lock", false));
-    // The user file is locked before the image lock is dropped, so no one sees it stale.
-    use->user_lock_ = LAZYFS_TRY(FileLock::Acquire(dir + "/users/" + id, true));
-    if (!use->user_lock_.held()) return Internal("sandbox id " + id + " already in use");
-    std::string rootfs = use->rootfs();
-    if (IsMountPoint(rootfs) && !Answers(rootfs, manifest)) {
-      LogWarn("image mount {} does not answer: replacing it", rootfs);
-      Unmount(rootfs);
+  // Attaches sandbox `id` to the image `ref` (absolute) names. A reference resolved before whose mount is
+  // still live is used as it is: no registry or layout access. Otherwise the image is resolved, and
+  // mounted unless a live mount of its manifest exists.
+  static Result<std::unique_ptr<ImageUse>> Acquire(const std::string& ref, const std::string& id,
+                                                   const RunCommandOptions& options) {
+    const std::string& platform = options.source.platform;
+    if (std::optional<Sha256Digest> known = LookupRef(ref, platform)) {
+      std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(*known, std::nullopt, id, options));
+      if (use) {
+        LogDebug("reusing the mount of {} at {}", ref, use->rootfs());
+        return use;
+      }
     }
-    if (!IsMountPoint(rootfs)) {
-      std::vector<std::string> args = {"/proc/self/exe", "--log-level", LogLevelName(), "mount", "--allow-other",
-                                        "--cache-dir", options.cache_dir, "--platform", options.platform};
-      if (!options.log_file.empty()) args.insert(args.end(), {"--log-file", options.log_file});
-      args.insert(args.end(), {ref, rootfs});
-      ExitStatus st = LAZYFS_TRY(SpawnAndWait(args, true));
-      if (st.code != 0) return IoError("lazyfs mount " + ref + " failed (exit " + std::to_string(st.code) + ")");
-      LogDebug("mounted {} at {}", ref, rootfs);
-    } else {
-      LogDebug("reusing the mount of {} at {}", ref, rootfs);
+    fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
+    std::unique_ptr<fetch::ImageSource> source =
+        LAZYFS_TRY(fetch::OpenImageSource(LAZYFS_TRY(fetch::ImageRef::Parse(ref)), source_options));
+    fetch::ResolvedImage image = LAZYFS_TRY(source->Resolve());
+    std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(image.manifest_digest, image.config_json, id, options, ref));
+    if (Status remembered = RememberRef(ref, platform, image.manifest_digest); !remembered) {
+      LogWarn("{}", remembered.error().ToString());  // the next run resolves the image again
     }
     return use;
   }
 
   ~ImageUse() {
+    if (!attached_) return;
     user_lock_.Release();
-    ReleaseImageUser(dir_, id_);
+    ReleaseImageUser(dir_, id_, keep_);
   }
   ImageUse(const ImageUse&) = delete;
   ImageUse& operator=(const ImageUse&) = delete;
 
-  std::string rootfs() const { return dir_ + "/rootfs"; }
+  std::string rootfs() const { return dir_.rootfs(); }
+  const Sha256Digest& manifest() const { return manifest_; }
+  const std::string& config_json() const { return config_json_; }
 
  private:
-  ImageUse(std::string dir, std::string id) : dir_(std::move(dir)), id_(std::move(id)) {}
+  ImageUse(ImageDir dir, std::string id, Sha256Digest manifest, bool keep)
+      : dir_(std::move(dir)), id_(std::move(id)), manifest_(manifest), keep_(keep) {}
 
-  static std::string LogLevelName() {
-    switch (GetLogLevel()) {
-      case LogLevel::kDebug: return "debug";
-      case LogLevel::kInfo: return "info";
-      case LogLevel::kWarn: return "warn";
-      case LogLevel::kError: return "error";
-      case LogLevel::kOff: return "off";
+  // Attaches to the mount of `manifest`. With `config_json` (a resolved image) the image directory is made
+  // and the image mounted from `ref` when no live mount exists; without, only a live mount is attached to
+  // (nullptr otherwise) and the config comes from the image directory.
+  static Result<std::unique_ptr<ImageUse>> Attach(const Sha256Digest& manifest,
+                                                  const std::optional<std::string>& config_json,
+                                                  const std::string& id, const RunCommandOptions& options,
+                                                  const std::string& ref = "") {
+    ImageDir dir = ImageDir::ForManifest(manifest);
+    if (config_json) {
+      LAZYFS_TRY(dir.Create());
+      LAZYFS_TRY(WriteFileAtomic(dir.config_path(), *config_json));
     }
-    return "info";
+    // Made before the lock: on an early return after attaching, the lock goes first, then ~ImageUse takes it.
+    std::unique_ptr<ImageUse> use(new ImageUse(dir, id, manifest, options.keep_mount_seconds > 0));
+    Result<FileLock> lock = dir.Lock();
+    if (!lock && !config_json) return std::unique_ptr<ImageUse>();  // no such image directory (any more)
+    if (!lock) return std::move(lock).error();
+    std::string rootfs = dir.rootfs();
+    bool live = IsLiveMount(rootfs);
+    if (config_json) {
+      use->config_json_ = *config_json;
+    } else {
+      Result<std::string> stored = ReadWholeFile(dir.config_path());
+      if (!live || !stored) return std::unique_ptr<ImageUse>();
+      use->config_json_ = std::move(*stored);
+    }
+    // The user file is locked before the image lock is dropped, so no one sees it stale.
+    use->user_lock_ = LAZYFS_TRY(FileLock::Acquire(dir.user_path(id), true));
+    if (!use->user_lock_.held()) return Internal("sandbox id " + id + " already in use");
+    use->attached_ = true;
+    if (live) {
+      if (!options.trace_file.empty() || !options.prefetch.empty()) {
+        LogWarn("{} is mounted already: --trace and --prefetch apply only to a new mount", rootfs);
+      }
+      return use;
+    }
+    if (IsMountPoint(rootfs)) {
+      LogWarn("image mount {} does not answer: replacing it", rootfs);
+      Unmount(rootfs);
+    }
+    std::vector<std::string> args = {"/proc/self/exe", "--log-level", LogLevelName(), "mount", "--allow-other",
+                                     "--cache-dir", options.cache_dir};
+    std::vector<std::string> source_args = SourceFlagArgs(options.source);
+    args.insert(args.end(), source_args.begin(), source_args.end());
+    if (!options.log_file.empty()) args.insert(args.end(), {"--log-file", options.log_file});
+    if (!options.trace_file.empty()) args.insert(args.end(), {"--trace", options.trace_file});
+    if (!options.prefetch.empty()) args.insert(args.end(), {"--prefetch", options.prefetch});
+    if (options.keep_mount_seconds > 0) {
+      args.insert(args.end(), {"--idle-timeout", fmt::format("{}", options.keep_mount_seconds), "--image-dir", dir.path()});
+    }
+    args.insert(args.end(), {PinnedRef(ref, manifest), rootfs});
+    ExitStatus st = LAZYFS_TRY(SpawnAndWait(args, true));
+    if (st.code != 0) return IoError("lazyfs mount " + ref + " failed (exit " + std::to_string(st.code) + ")");
+    LogDebug("mounted {} at {}", ref, rootfs);
+    return use;
   }
 
-  // Whether a live daemon serves `rootfs` with this manifest (a dead one leaves ENOTCONN behind).
-  static bool Answers(const std::string& rootfs, const Sha256Digest& manifest) {
-    Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "stats");
-    if (!reply) return false;
-    json stats = json::parse(*reply, nullptr, false);
-    return stats.is_object() && stats.value("manifest_digest", "") == manifest.ToString();
-  }
-
-  std::string dir_;
-  std::string id_;
+  const ImageDir dir_;
+  const std::string id_;
+  const Sha256Digest manifest_;
+  const bool keep_;  // leave the mount to its idle timeout when this sandbox is the last to go
+  std::string config_json_;
   FileLock user_lock_;
+  bool attached_ = false;  // user_lock_ taken: the destructor detaches
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -318,8 +362,9 @@ class RecordFile {
   std::string path_;
 };
 
-// Cleans up after `lazyfs run`s that died: their lock is free but their record is still there.
-void CleanStaleSandboxes() {
+// Cleans up after `lazyfs run`s that died: their lock is free but their record is still there. `keep`:
+// as --keep-mount > 0 for the image mounts they leave unused.
+void CleanStaleSandboxes(bool keep) {
   std::error_code ec;
   for (const auto& entry : stdfs::directory_iterator(SandboxesDir(), ec)) {
     if (entry.path().extension() != ".json") continue;
@@ -338,7 +383,7 @@ void CleanStaleSandboxes() {
     }
     if (record) {
       if (std::optional<Sha256Digest> digest = Sha256Digest::Parse(record->manifest_digest)) {
-        ReleaseImageUser(ImagesDir() + "/" + digest->Hex(), id);
+        ReleaseImageUser(ImageDir::ForManifest(*digest), id, keep);
       }
     }
     ::unlink(entry.path().c_str());
@@ -376,22 +421,22 @@ class SignalWatch {
   UniqueFd fd_;
 };
 
-// A container created and started with crun; `crun delete -f` on destruction. The container's init is
-// re-parented to this process (a child subreaper), so waitpid sees its real exit status.
+// A container run with `crun run --detach` (create and start in one crun process, as a native
+// `crun run`); `crun delete -f` on destruction. The container's init is re-parented to this process (a
+// child subreaper) when crun exits, even if it has exited already, so waitpid sees its real exit status.
 class Container {
  public:
   static Result<std::unique_ptr<Container>> Start(const std::string& id, const std::string& bundle) {
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return PosixError(errno, "prctl(PR_SET_CHILD_SUBREAPER)");
     std::unique_ptr<Container> c(new Container(id));
     std::string pid_file = bundle + "/container.pid";
-    ExitStatus created = LAZYFS_TRY(SpawnAndWait({"crun", "create", "--bundle", bundle, "--pid-file", pid_file, id}, false));
-    if (created.code != 0) return IoError("crun create failed (exit " + std::to_string(created.code) + ")");
+    ExitStatus ran = LAZYFS_TRY(
+        SpawnAndWait({"crun", "run", "--detach", "--bundle", bundle, "--pid-file", pid_file, id}, false));
+    if (ran.code != 0) return IoError("crun run failed (exit " + std::to_string(ran.code) + ")");
     c->created_ = true;
     std::string pid_text = LAZYFS_TRY(ReadWholeFile(pid_file));
     c->pid_ = static_cast<pid_t>(std::atoi(pid_text.c_str()));
     if (c->pid_ <= 0) return Internal("crun wrote no container pid");
-    ExitStatus started = LAZYFS_TRY(SpawnAndWait({"crun", "start", id}, false));
-    if (started.code != 0) return IoError("crun start failed (exit " + std::to_string(started.code) + ")");
     return c;
   }
 
@@ -413,11 +458,20 @@ class Container {
       int status = 0;
       pid_t done = ::waitpid(pid_, &status, WNOHANG);
       if (done == pid_) return Decode(status);
-      if (done < 0 && errno == ECHILD) return {kLazyfsFailed, 0};
+      bool not_ours = done < 0 && errno == ECHILD;
       // Other orphans re-parented to us (crun's helpers) are reaped here; the container may be among them
       // if it exited since the waitpid above.
-      for (pid_t other; (other = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+      pid_t other = 0;
+      while ((other = ::waitpid(-1, &status, WNOHANG)) > 0) {
         if (other == pid_) return Decode(status);
+      }
+      // `crun run --detach` may exit before the helper it forked to detach the container, whose child the
+      // container stays until the helper exits. The helper is ours by then (we are a subreaper): its exit
+      // wakes us with SIGCHLD and hands the container (or its zombie) to us. With no child left at all,
+      // the container went where its exit status cannot be seen.
+      if (not_ours && other < 0 && errno == ECHILD) {
+        LogError("container {} (pid {}) is not a child of lazyfs run: its exit status is lost", id_, pid_);
+        return {kLazyfsFailed, 0};
       }
       int timeout_ms = -1;
       if (stopping) {
@@ -497,20 +551,14 @@ Result<std::string> AbsoluteRef(const std::string& text) {
 
 struct Prepared {
   std::string ref;
-  fetch::ResolvedImage image;
-  ImageConfig config;
   RunOptions run;
 };
 
+// Checks the options and turns them into RunOptions; touches neither the image nor the host state.
 Result<Prepared> Prepare(const RunCommandOptions& options) {
   Prepared p;
   p.ref = LAZYFS_TRY(AbsoluteRef(options.ref));
-  fetch::SourceOptions source_options;
-  source_options.platform = options.platform;
-  std::unique_ptr<fetch::ImageSource> source =
-      LAZYFS_TRY(fetch::OpenImageSource(LAZYFS_TRY(fetch::ImageRef::Parse(p.ref)), source_options));
-  p.image = LAZYFS_TRY(source->Resolve());
-  p.config = LAZYFS_TRY(ParseImageConfig(p.image.config_json));
+  if (options.keep_mount_seconds < 0) return InvalidArgument("--keep-mount must be >= 0 seconds");
   if (!options.command.empty()) p.run.command = options.command;
   for (const std::string& e : options.env) {
     if (e.find('=') == std::string::npos) return InvalidArgument("--env " + e + ": want K=V");
@@ -545,28 +593,30 @@ Result<ExitStatus> RunSandbox(const RunCommandOptions& options, SignalWatch& sig
     ~LockFileRemover() { ::unlink(path.c_str()); }
   } lock_file_remover{LockPath(id)};
 
+  // A run killed before its record exists leaves only a users/ file, whose flock died with it.
+  std::unique_ptr<ImageUse> image = LAZYFS_TRY(ImageUse::Acquire(p.ref, id, options));
+  ImageConfig config = LAZYFS_TRY(ParseImageConfig(image->config_json()));
+
   SandboxRecord record;
   record.id = id;
   record.image = options.ref;
-  record.manifest_digest = p.image.manifest_digest.ToString();
+  record.manifest_digest = image->manifest().ToString();
   record.pid = ::getpid();
   RunOptions without_init;  // the record shows the command, not tini
   without_init.command = p.run.command;
-  record.command = LAZYFS_TRY(ProcessArgs(p.config, without_init));
+  record.command = LAZYFS_TRY(ProcessArgs(config, without_init));
   record.started = static_cast<int64_t>(std::time(nullptr));
   record.dir = SandboxDir(id);
   std::unique_ptr<RecordFile> record_file = LAZYFS_TRY(RecordFile::Write(record));
-
-  std::unique_ptr<ImageUse> image = LAZYFS_TRY(ImageUse::Acquire(p.ref, p.image.manifest_digest, id, options));
   std::unique_ptr<SandboxFiles> files = LAZYFS_TRY(SandboxFiles::Create(id, image->rootfs()));
 
   p.run.rootfs = files->merged();
   p.run.hostname = "lazyfs-" + id.substr(0, 8);
   p.run.cgroups_path = "/lazyfs/" + id;
-  std::string user_spec = options.user.empty() ? p.config.user : options.user;
+  std::string user_spec = options.user.empty() ? config.user : options.user;
   UserIds user = LAZYFS_TRY(ResolveUser(user_spec, ReadOrEmpty(files->merged() + "/etc/passwd"),
                                         ReadOrEmpty(files->merged() + "/etc/group")));
-  json spec = LAZYFS_TRY(BuildRuntimeSpec(p.config, p.run, user));
+  json spec = LAZYFS_TRY(BuildRuntimeSpec(config, p.run, user));
   LAZYFS_TRY(WriteFileAtomic(files->dir() + "/config.json", spec.dump(2) + "\n"));
 
   // A signal that arrived during set-up ends the run before the container starts.
@@ -631,7 +681,7 @@ int RunRun(const RunCommandOptions& options) {
     std::fprintf(stderr, "lazyfs: run: %s\n", signals.error().ToString().c_str());
     return kLazyfsFailed;
   }
-  CleanStaleSandboxes();
+  CleanStaleSandboxes(options.keep_mount_seconds > 0);
   Result<ExitStatus> status = RunSandbox(options, *signals);
   if (!status) {
     std::fprintf(stderr, "lazyfs: run %s: %s\n", options.ref.c_str(), status.error().ToString().c_str());
@@ -655,9 +705,17 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--network", o->network, "none (own namespace, loopback only) or host")->capture_default_str();
   cmd->add_option("--workdir,-w", o->workdir, "working directory in the container");
   cmd->add_option("--user,-u", o->user, "USER[:GROUP] or UID[:GID]");
+  // The image mount's settings: used only when this run mounts the image (no live mount serves it).
   cmd->add_option("--cache-dir", o->cache_dir, "shared chunk cache for a new mount ($LAZYFS_CACHE_DIR)")->capture_default_str();
   cmd->add_option("--log-file", o->log_file, "log file of a new mount daemon");
-  cmd->add_option("--platform", o->platform, "platform to pick from a multi-platform image")->capture_default_str();
+  AddSourceFlags(*cmd, o->source);  // also used to resolve the image
+  cmd->add_option("--trace", o->trace_file, "a new mount records every read to this trace file (complete once "
+                                            "the mount ends: see --keep-mount)");
+  cmd->add_option("--prefetch", o->prefetch, "a new mount prefetches the chunks a trace read: a trace file, or auto");
+  cmd->add_option("--keep-mount", o->keep_mount_seconds,
+                  "seconds a new image mount stays after its last sandbox exits, for the next start to reuse; "
+                  "0: unmount at once (also when this run is the last user of a kept mount)")
+      ->capture_default_str();
   cmd->add_flag("!--no-init", o->init, "run the command as PID 1 instead of under tini");
   cmd->add_option("--stop-timeout", o->stop_timeout, "seconds from a forwarded SIGTERM to SIGKILL")->capture_default_str();
   cmd->callback([o, &exit_code] { exit_code = RunRun(*o); });

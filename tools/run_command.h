@@ -2,14 +2,21 @@
 // runtime bundle built from the image config, and crun running it.
 //
 // Host state, all under kRunDir (tmpfs, so a reboot forgets it) plus one temp dir per sandbox:
-//   images/<manifest hex>/rootfs         the shared lazy mount of one image (a `lazyfs mount` daemon)
-//   images/<manifest hex>/lock           flock'ed while a sandbox attaches to or detaches from the mount
-//   images/<manifest hex>/users/<id>     one per sandbox using the mount, flock'ed by it while it lives;
-//                                        the last one to leave unmounts the image
+//   images/<manifest hex>/               the shared lazy mount of one image, its users and its config
+//                                        (tools/image_dir.h has the layout and the flock protocol)
+//   refs/<key>                           what an image reference resolved to, while its mount lives
 //   sandboxes/<id>.lock, <id>.json       the sandbox's liveness lock and its record (for `lazyfs ps`)
 //   /var/tmp/lazyfs-run.<id>/            overlay upper/, work/, merged/ and the bundle's config.json
 // A record whose lock is free belongs to a `lazyfs run` that died: the next `lazyfs run` cleans it up
 // (container, overlay, temp dir, image reference).
+//
+// The image mount outlives its last sandbox by --keep-mount seconds (default 60): the run that mounts it
+// starts the daemon with --idle-timeout, and the daemon unmounts itself once idle (tools/idle_watch.h).
+// A repeat start meanwhile skips the manifest fetch, the mount and the tree load: it finds the reference
+// in refs/, the mount live, the config in the image directory. With --keep-mount 0 the last sandbox to
+// leave unmounts the image at once. Mount settings (--cache-dir, --log-file, source flags, --trace,
+// --prefetch, --keep-mount's idle timeout) apply only when this run mounts the image; a run that finds
+// the image mounted uses the mount as it is.
 //
 // Thread safety: single-threaded command code; cross-process safety comes from the flocks above.
 #pragma once
@@ -20,6 +27,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "tools/source_flags.h"
 
 namespace lazyfs::tools {
 
@@ -34,9 +43,13 @@ struct RunCommandOptions {
   std::string network = "none";      // none | host
   std::string workdir;
   std::string user;
+  // For a new mount only (see above):
   std::string cache_dir;
   std::string log_file;              // the mount daemon's; empty: its default
-  std::string platform = "linux/amd64";
+  SourceFlags source;                // --platform, --insecure-registry, --ca-file, --mirror, ...
+  std::string trace_file;            // --trace: record the mount's reads
+  std::string prefetch;              // --prefetch TRACE|auto
+  double keep_mount_seconds = 60;    // the mount's idle timeout; 0: the last sandbox unmounts it
   bool init = true;                  // run tini as PID 1 when installed
   double stop_timeout = 10;          // seconds from a forwarded SIGTERM/SIGINT to SIGKILL
 };

@@ -29,7 +29,9 @@
 //    "trace": null | {"file":str, "records_written":int},
 //    "prefetch": null | {"source":str, "trace_records":int, "missing_paths":int, "planned_chunks":int,
 //                        "done_chunks":int, "fetched_chunks":int, "cached_chunks":int, "errors":int,
-//                        "yields":int, "finished":bool, "elapsed_ms":int}}
+//                        "yields":int, "finished":bool, "elapsed_ms":int},
+//    "idle": null | {"timeout_s":float, "users":int, "idle_s":float|null, "unmounts_in_s":float|null}
+//        a `lazyfs run` image mount with --idle-timeout (tools/idle_watch.h); added by the daemon}
 //        source: the --prefetch trace file, or for --prefetch auto the artifact's docker://HOST/NAME:TAG
 #pragma once
 

@@ -5,8 +5,9 @@
 
 Images come from debian_image.py (mmdebstrap minbase + packages, converted to eStargz, cached under
 $LAZYFS_TEST_CACHE). Each test checks what a user would: output, exit codes, signals, limits, that
-writes stay in the sandbox, that concurrent sandboxes share one lazy mount, and that nothing is left
-mounted or on disk afterwards (tearDown asserts it for every test).
+writes stay in the sandbox, that concurrent sandboxes share one lazy mount, that a kept image mount
+lingers, is reused and ends itself, and that nothing is left mounted or on disk afterwards (tearDown
+asserts it for every test). Runs pass --keep-mount 0 unless a test is about the lingering mount.
 
 Nothing sleeps to synchronise: readiness is polled against a deadline (harness.wait_for) and every
 process has a timeout.
@@ -28,6 +29,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import debian_image  # noqa: E402
 import harness  # noqa: E402
+import registry_harness  # noqa: E402
 
 RUN_TIMEOUT = 180       # one `lazyfs run`, mount included
 IMAGES_DIR = "/run/lazyfs/images"
@@ -126,15 +128,16 @@ class RunTest(unittest.TestCase):
         self.assertEqual(sandbox_dirs(), [])
         self.assertEqual(self.ps(), [])
 
-    def args(self, *extra):
-        return [harness.LAZYFS, "run", "--cache-dir", self.cache, "--log-file", self.log, *extra]
+    def args(self, *extra, keep=0):
+        return [harness.LAZYFS, "run", "--cache-dir", self.cache, "--log-file", self.log, "--keep-mount", str(keep),
+                *extra]
 
-    def run_lazyfs(self, *extra, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL):
-        return subprocess.run(self.args(*extra), stdin=stdin, capture_output=True, text=True, errors="replace",
-                              timeout=timeout)
+    def run_lazyfs(self, *extra, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, keep=0):
+        return subprocess.run(self.args(*extra, keep=keep), stdin=stdin, capture_output=True, text=True,
+                              errors="replace", timeout=timeout)
 
-    def start(self, *extra):
-        p = subprocess.Popen(self.args(*extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def start(self, *extra, keep=0):
+        p = subprocess.Popen(self.args(*extra, keep=keep), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         self.procs.append(p)
         return p
@@ -143,6 +146,16 @@ class RunTest(unittest.TestCase):
         out = subprocess.run([harness.LAZYFS, "ps", "--json"], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)
+
+    def image_mounts(self):
+        out = subprocess.run([harness.LAZYFS, "ps", "--mounts", "--json"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return [m for m in json.loads(out.stdout) if m.get("mountpoint", "").startswith(IMAGES_DIR + "/")]
+
+    def mount_count(self):
+        """How many times a daemon logged mounting an image (the log is shared by the whole class)."""
+        with open(self.log, errors="replace") as f:
+            return sum(1 for line in f if " info: mounted " in line)
 
     def log_tail(self):
         try:
@@ -305,6 +318,98 @@ class RunTest(unittest.TestCase):
         self.assertFalse(os.path.exists(record["dir"]))
         crun = subprocess.run(["crun", "list"], capture_output=True, text=True, timeout=30)
         self.assertNotIn(record["id"], crun.stdout)
+
+    def test_kept_mount_lingers_is_reused_and_ends_itself(self):
+        first = self.run_lazyfs(self.base_ref, "--", "echo", "one", keep=4)
+        self.check(first)
+        self.assertEqual(first.stdout, "one\n")
+        [m] = self.image_mounts()
+        self.assertTrue(harness.is_mounted(m["mountpoint"]))
+        self.assertEqual(m["idle"]["timeout_s"], 4)
+
+        def idle_state():  # the daemon counts its users when inotify wakes it, just after a run comes or goes
+            [state] = self.image_mounts()
+            return (state["pid"], state["idle"]["users"], state["idle"]["idle_s"] is not None)
+
+        harness.wait_for(lambda: idle_state() == (m["pid"], 0, True), 10, "the daemon to count no user")
+        mounts_before = self.mount_count()
+        # The second start reuses the lingering mount: same daemon, no new mount logged.
+        second = self.run_lazyfs(self.base_ref, "--", "echo", "two", keep=4)
+        self.check(second)
+        self.assertEqual(second.stdout, "two\n")
+        [again] = self.image_mounts()
+        self.assertEqual(again["pid"], m["pid"])
+        self.assertEqual(self.mount_count(), mounts_before)
+        ps = subprocess.run([harness.LAZYFS, "ps"], capture_output=True, text=True, timeout=30)
+        self.assertIn("unmounts in", ps.stdout)
+        # While a sandbox runs, the mount is in use and does not expire, however long it takes.
+        proc = self.start(self.base_ref, "--", "sh", "-c", "echo ready; read line; echo got $line", keep=4)
+        self.assertEqual(read_line(proc, RUN_TIMEOUT), "ready\n")
+        harness.wait_for(lambda: idle_state() == (m["pid"], 1, False), 10, "the daemon to count the running sandbox")
+        proc.stdin.write(b"x\n")
+        proc.stdin.close()
+        self.assertEqual(proc.wait(timeout=60), 0)
+        # Then, idle, it goes by itself after the timeout, and its daemon exits.
+        harness.wait_for(lambda: not self.image_mounts() and not harness.is_mounted(m["mountpoint"]), 4 + 20,
+                         "the idle image mount to go")
+        harness.wait_for(lambda: not harness.pid_alive(m["pid"]), 20, "the mount daemon to exit")
+
+    def test_keep_mount_0_ends_a_kept_mount(self):
+        self.check(self.run_lazyfs(self.base_ref, "--", "true", keep=600))
+        [m] = self.image_mounts()
+        self.check(self.run_lazyfs(self.base_ref, "--", "true", keep=0))
+        self.assertFalse(harness.is_mounted(m["mountpoint"]))
+        self.assertFalse(harness.pid_alive(m["pid"]))  # lazyfs run waited for the daemon
+
+    def test_sigterm_to_a_lingering_daemon_unmounts(self):
+        self.check(self.run_lazyfs(self.base_ref, "--", "true", keep=600))
+        [m] = self.image_mounts()
+        os.kill(m["pid"], signal.SIGTERM)
+        harness.wait_for(lambda: not harness.pid_alive(m["pid"]), 30, "the mount daemon to exit on SIGTERM")
+        self.assertFalse(harness.is_mounted(m["mountpoint"]))
+        out = self.run_lazyfs(self.base_ref, "--", "echo", "after")
+        self.check(out)
+        self.assertEqual(out.stdout, "after\n")
+
+    def test_dead_lingering_daemon_is_replaced(self):
+        self.check(self.run_lazyfs(self.base_ref, "--", "true", keep=600))
+        [m] = self.image_mounts()
+        os.kill(m["pid"], signal.SIGKILL)
+        harness.wait_for(lambda: not harness.pid_alive(m["pid"]), 30, "the killed daemon to go")
+        out = self.run_lazyfs(self.base_ref, "--", "echo", "replaced")
+        self.check(out)
+        self.assertEqual(out.stdout, "replaced\n")
+
+    def test_starts_racing_the_idle_timeout_all_succeed(self):
+        # Each run leaves the mount with a 0.2 s idle timeout; the next one starts around when the daemon
+        # decides to go. The image lock makes every start find a live mount or none, never a dying one.
+        for i in range(10):
+            out = self.run_lazyfs(self.base_ref, "--", "echo", str(i), keep=0.2)
+            self.check(out)
+            self.assertEqual(out.stdout, f"{i}\n")
+            time.sleep(0.02 * i)  # not synchronisation: varies where in the idle window the next start falls
+        for m in self.image_mounts():
+            harness.wait_for(lambda: not harness.pid_alive(m["pid"]), 30, "the last daemon to exit")
+
+    def test_registry_image_with_trace_and_prefetch(self):
+        layout = self.base_ref.split(":", 1)[1].rsplit(":", 1)[0]
+        tag = self.base_ref.rsplit(":", 1)[1]
+        trace = os.path.join(self.root, "run.trace")
+        with registry_harness.Registry() as reg:
+            ref = f"docker://{reg.host}/run-test:v1"
+            push = harness.run_lazyfs(["push", "-q", "--insecure-registry", reg.host, f"oci:{layout}:{tag}", ref])
+            self.assertEqual(push.returncode, 0, push.stderr)
+            no_flag = self.run_lazyfs("--retries", "0", ref, "--", "true")
+            self.check(no_flag, 125)  # plain http only for registries marked insecure
+            out = self.run_lazyfs("--insecure-registry", reg.host, "--trace", trace, ref, "--", "cat", "/etc/debian_version")
+            self.check(out)
+            self.assertRegex(out.stdout, r"^\d+")
+            # --keep-mount 0: the run waited for the daemon, so the trace is complete.
+            shown = harness.run_lazyfs(["trace", "show", trace])
+            self.assertEqual(shown.returncode, 0, shown.stderr)
+            self.assertIn("/etc/debian_version", shown.stdout)
+            again = self.run_lazyfs("--insecure-registry", reg.host, "--prefetch", trace, ref, "--", "true")
+            self.check(again)
 
     def test_bad_image_and_bad_options_fail_with_125(self):
         out = self.run_lazyfs("oci:/nonexistent/layout:tag", "--", "true")

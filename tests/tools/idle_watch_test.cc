@@ -1,0 +1,111 @@
+// Unit tests of tools/image_dir (the users/ flock protocol) and tools/idle_watch (the idle clock of a
+// `lazyfs run` image mount), on a temporary directory: no FUSE, no /run/lazyfs. The mountpoint is a plain
+// directory, so the watcher's unmount at expiry is a quiet no-op; the integration tests check real mounts.
+#include "tools/idle_watch.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "tests/test_support.h"
+#include "tools/image_dir.h"
+
+namespace lazyfs::tools {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` until it holds or `timeout` passes (the watcher reacts on its own thread).
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+void Touch(const std::string& path) { REQUIRE(OpenFile(path, O_RDWR | O_CREAT, 0600)); }
+
+// A sandbox attaching as `lazyfs run` does: its user file is created and flock'ed under the image lock
+// (else a prober could take the fresh file for a stale one and remove it).
+FileLock AttachUser(const ImageDir& dir, const std::string& id) {
+  Result<FileLock> image_lock = dir.Lock();
+  REQUIRE(image_lock);
+  Result<FileLock> user = FileLock::Acquire(dir.user_path(id), true);
+  REQUIRE(user);
+  REQUIRE(user->held());
+  return std::move(*user);
+}
+
+TEST_CASE("ImageDir: LiveUsers counts held user files and removes stale ones only when asked") {
+  testing::TempDir tmp;
+  ImageDir dir(tmp.path + "/img");
+  REQUIRE(dir.Create());
+  FileLock alive = AttachUser(dir, "alive");
+  Touch(dir.user_path("dead"));  // a sandbox that died: its file stays, its flock went with it
+
+  CHECK(dir.LiveUsers(false) == 1);
+  CHECK(std::filesystem::exists(dir.user_path("dead")));
+  CHECK(dir.LiveUsers(true) == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.user_path("dead")));
+  CHECK(std::filesystem::exists(dir.user_path("alive")));
+  alive.Release();
+  CHECK(dir.LiveUsers(true) == 0);
+}
+
+TEST_CASE("IdleWatch: the idle clock runs only while no sandbox holds the mount, and expires") {
+  testing::TempDir tmp;
+  ImageDir dir(tmp.path + "/img");
+  REQUIRE(dir.Create());
+  FileLock first = AttachUser(dir, "first");
+
+  Result<std::unique_ptr<IdleWatch>> watch = IdleWatch::Start(dir, dir.rootfs(), 300ms);
+  REQUIRE(watch);
+  IdleWatch& w = **watch;
+  CHECK(w.Json()["timeout_s"].get<double>() == doctest::Approx(0.3));
+  CHECK(Eventually([&] { return w.Json()["users"] == 1; }));
+  CHECK(w.Json()["idle_s"].is_null());
+
+  SUBCASE("a sandbox that leaves unlinks its file") {
+    first.Release();
+    ::unlink(dir.user_path("first").c_str());
+  }
+  SUBCASE("a sandbox that dies leaves a stale file") {
+    first.Release();  // what the kernel does to a killed process's flock
+  }
+  CHECK(Eventually([&] { return w.Json()["users"] == 0 && !w.Json()["idle_s"].is_null(); }));
+
+  // A new sandbox stops the clock however long it stays.
+  FileLock second = AttachUser(dir, "second");
+  CHECK(Eventually([&] { return w.Json()["users"] == 1 && w.Json()["idle_s"].is_null(); }));
+  std::this_thread::sleep_for(400ms);  // longer than the timeout: nothing may expire meanwhile
+  CHECK(w.Json()["idle_s"].is_null());
+
+  second.Release();
+  CHECK(Eventually([&] { return w.Json()["users"] == 0 && !w.Json()["idle_s"].is_null(); }));
+  CHECK(Eventually([&] { return w.Json()["unmounts_in_s"] == 0.0; }));
+  CHECK_FALSE(std::filesystem::exists(dir.user_path("second")));  // stale: removed under the lock
+}
+
+TEST_CASE("IdleWatch: stopping does not wait for a busy image lock") {
+  testing::TempDir tmp;
+  ImageDir dir(tmp.path + "/img");
+  REQUIRE(dir.Create());
+  Result<std::unique_ptr<IdleWatch>> watch = IdleWatch::Start(dir, dir.rootfs(), 60s);
+  REQUIRE(watch);
+  CHECK(Eventually([&] { return !(*watch)->Json()["idle_s"].is_null(); }));
+  Result<FileLock> lock = dir.Lock();  // flock conflicts between open files, even in one process
+  REQUIRE(lock);
+  Touch(dir.user_path("newcomer"));  // wakes the watcher, which now waits for the lock
+  std::this_thread::sleep_for(50ms);  // likely in its lock wait by now; the check below holds either way
+  auto started = std::chrono::steady_clock::now();
+  watch->reset();
+  CHECK(std::chrono::steady_clock::now() - started < 1s);
+}
+
+}  // namespace
+}  // namespace lazyfs::tools
