@@ -6,9 +6,11 @@ Steps, in order (times are seconds from the first command of a start until the t
   full       page cache dropped, `skopeo copy docker://… oci:…` + `umoci unpack` + `crun run` (= docker pull + run);
   native     on that unpacked rootfs: caches dropped, run (fincore then gives the bytes the task read),
              and again with a warm page cache;
-  cold       empty lazyfs cache, page cache dropped: `lazyfs mount --trace` + `lazyfs run`; stats;
-  warm       the same cache again, new mount, warm page cache;
-  prefetch   empty cache, page cache dropped, `lazyfs mount --prefetch TRACE` + `lazyfs run`;
+  cold       empty lazyfs cache, page cache dropped: `lazyfs run --trace … docker://…`, which mounts the
+             image (resolve, mount, tree build, fetches); stats of the mount it keeps (--keep-mount);
+  warm_kept  a second `lazyfs run` while that mount lingers (no resolve, no mount); stats as the difference;
+  warm       the same cache again, a new mount (the kept one ended first), warm page cache;
+  prefetch   empty cache, page cache dropped, `lazyfs run --prefetch TRACE` on a new mount;
   replay     `lazyfs trace replay` of the cold trace against the cold run's cache (repeat run) and
              against a host cache holding the images measured before (cross-image sharing);
   concurrent (one image) 16 `lazyfs run` at once on an empty cache: time until all ready, bytes fetched.
@@ -104,31 +106,39 @@ def measure(ctx, image, built, concurrent=False, log=print):
     r["native_warm_s"] = s.seconds
     shutil.rmtree(pulled, ignore_errors=True)
 
-    lazy = sandbox.LazySandboxes(ctx.lazyfs, _manifest_hex(built.estargz), layout_ref, lazy_ref, ctx.registry_host,
-                                 ctx.log_file)
+    lazy = sandbox.LazyImage(ctx.lazyfs, _manifest_hex(built.estargz), lazy_ref, ctx.registry_host, ctx.log_file)
 
-    def lazy_start(cache, key, trace=None, prefetch=None, drop=True):
+    def lazy_start(cache, key, trace=None, prefetch=None, drop=True, new_mount=True):
+        """One `lazyfs run` until ready; new_mount: end the kept mount first, so this run mounts the image."""
+        if new_mount:
+            lazy.end()
+        elif not lazy.mounted():
+            raise RuntimeError(f"{key}: the kept mount of {image.name} is gone")
+        before = None if new_mount else _slim(lazy.stats())
         if drop:
             fincore.drop_caches()
         t0 = time.monotonic()
-        lazy.mount(cache, trace=trace, prefetch=prefetch)
-        try:
-            s = sandbox.start_until_ready(lazy.run_cmd(cache, image.cmd, network), image.ready, image.timeout, t0=t0)
-            s.stop()
-            r[key + "_s"] = s.seconds
-            r[key + "_stats"] = _slim(lazy.stats())
-        finally:
-            lazy.unmount()
+        s = sandbox.start_until_ready(lazy.run_cmd(cache, image.cmd, network, trace=trace, prefetch=prefetch),
+                                      image.ready, image.timeout, t0=t0)
+        s.stop()
+        r[key + "_s"] = s.seconds
+        after = _slim(lazy.stats())
+        r[key + "_stats"] = after if before is None else _delta(before, after)
 
     cold_cache, trace = os.path.join(d, "cache-cold"), os.path.join(d, "cold.trace")
-    lazy_start(cold_cache, "cold", trace=trace)
-    st = r["cold_stats"]
-    log(f"  {image.name}: lazy cold {r['cold_s']:.2f}s, fetched {st['bytes_fetched']} of {st['image_bytes_compressed']}")
-    lazy_start(cold_cache, "warm", drop=False)
-    log(f"  {image.name}: lazy warm {r['warm_s']:.2f}s (native warm {r['native_warm_s']:.2f}s)")
-    if ctx.prefetch:
-        lazy_start(os.path.join(d, "cache-prefetch"), "prefetch", prefetch=trace)
-        log(f"  {image.name}: lazy cold+prefetch {r['prefetch_s']:.2f}s")
+    try:
+        lazy_start(cold_cache, "cold", trace=trace)
+        st = r["cold_stats"]
+        log(f"  {image.name}: lazy cold {r['cold_s']:.2f}s, fetched {st['bytes_fetched']} of {st['image_bytes_compressed']}")
+        lazy_start(cold_cache, "warm_kept", drop=False, new_mount=False)
+        lazy_start(cold_cache, "warm", drop=False)  # ends the kept mount first: the trace is complete after
+        log(f"  {image.name}: lazy warm {r['warm_kept_s']:.2f}s mount kept, {r['warm_s']:.2f}s new mount "
+            f"(native warm {r['native_warm_s']:.2f}s)")
+        if ctx.prefetch:
+            lazy_start(os.path.join(d, "cache-prefetch"), "prefetch", prefetch=trace)
+            log(f"  {image.name}: lazy cold+prefetch {r['prefetch_s']:.2f}s")
+    finally:
+        lazy.end()
 
     rep = _replay(ctx, trace, layout_ref, cold_cache)
     r["repeat_hit_ratio"] = _hit_ratio(rep)
@@ -147,9 +157,9 @@ def measure(ctx, image, built, concurrent=False, log=print):
 
 
 def _concurrent(ctx, image, lazy, cache, network):
+    lazy.end()
     fincore.drop_caches()
     t0 = time.monotonic()
-    lazy.mount(cache)
     try:
         with concurrent.futures.ThreadPoolExecutor(ctx.concurrency) as pool:
             futures = [pool.submit(sandbox.start_until_ready, lazy.run_cmd(cache, image.cmd, network), image.ready,
@@ -169,7 +179,7 @@ def _concurrent(ctx, image, lazy, cache, network):
         return {"n": ctx.concurrency, "all_ready_s": all_ready, "median_ready_s": sorted(s.seconds for s in started)[len(started) // 2],
                 "bytes_fetched": st["bytes_fetched"]}
     finally:
-        lazy.unmount()
+        lazy.end()
 
 
 _KEEP = ("image_bytes_compressed", "image_bytes_uncompressed", "files_bytes", "bytes_read", "bytes_needed",
@@ -179,3 +189,21 @@ _KEEP = ("image_bytes_compressed", "image_bytes_uncompressed", "files_bytes", "b
 
 def _slim(stats):
     return {k: stats.get(k) for k in _KEEP}
+
+
+_COUNTERS = ("bytes_read", "bytes_needed", "chunk_hits", "chunk_misses", "fetches", "requests", "bytes_fetched",
+             "read_errors")
+
+
+def _delta(before, after):
+    """The slim stats of what happened between two readings of one mount's (cumulative) counters."""
+    d = dict(after)
+    for k in _COUNTERS:
+        if isinstance(after.get(k), int) and isinstance(before.get(k), int):
+            d[k] = after[k] - before[k]
+    lookups = (d.get("chunk_hits") or 0) + (d.get("chunk_misses") or 0)
+    d["cache_hit_ratio"] = d["chunk_hits"] / lookups if lookups else 0.0
+    d["amplification"] = d["bytes_fetched"] / d["bytes_needed"] if d.get("bytes_needed") else 0.0
+    if after.get("files_bytes"):
+        d["needed_percent"] = 100.0 * d["bytes_needed"] / after["files_bytes"]
+    return d

@@ -7,8 +7,12 @@ Compared setups, each the median of --runs runs:
   crun          `crun run` on a rootfs already unpacked by `umoci unpack` (the baseline: no image work);
   lazyfs cold   `lazyfs run` with an empty chunk cache and no mount of the image (mount, tree build,
                 every chunk the start-up reads fetched from the image layout);
-  lazyfs warm   the same with the cache filled by an earlier run (mount + merged tree from the cache);
+  lazyfs warm   the same with the cache filled by an earlier run, --keep-mount 0: a new mount each time
+                (mount + merged tree from the cache);
+  lazyfs kept   warm cache, the image mount lingering from the run before (--keep-mount): no resolve, no
+                mount (skipped for a lazyfs without --keep-mount);
   lazyfs shared warm cache and another sandbox of the image running, so its lazy mount is reused.
+Each line also gives the median time until the command exited (`total`: teardown included).
 
 The image is Debian minbase (mmdebstrap) converted to eStargz, from tests/integration/debian_image.py.
 With --drop-page-cache the kernel page cache is dropped before each cold run (and before the baseline),
@@ -32,15 +36,16 @@ import test_run  # noqa: E402  (prepare_cgroups)
 
 
 def time_to_hello(cmd):
-    """Seconds from spawning `cmd` to reading "hello" on its stdout; then waits for it to exit."""
+    """(seconds from spawning `cmd` to reading "hello" on its stdout, seconds until it exited)."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stdout.readline()
     elapsed = time.monotonic() - start
     out, err = proc.communicate(timeout=120)
+    total = time.monotonic() - start
     if line != b"hello\n" or proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {proc.returncode}, stdout {line + out!r}, stderr {err.decode()}")
-    return elapsed
+    return elapsed, total
 
 
 def drop_page_cache():
@@ -82,7 +87,9 @@ def main():
     try:
         bundle = crun_bundle(plain, tag, work)
         log = os.path.join(work, "lazyfs.log")
-        results = {"crun": [], "lazyfs cold": [], "lazyfs warm": [], "lazyfs shared": []}
+        results = {"crun": [], "lazyfs cold": [], "lazyfs warm": [], "lazyfs kept": [], "lazyfs shared": []}
+        help_text = subprocess.run([lazyfs, "run", "--help"], capture_output=True, text=True).stdout
+        can_keep = "--keep-mount" in help_text
 
         crun_id = iter(range(1 << 30))
 
@@ -93,8 +100,9 @@ def main():
             results["crun"].append(time_to_hello(["crun", "run", "--bundle", bundle,
                                                   f"lazyfs-bench-{os.getpid()}-{next(crun_id)}"]))
 
-        def run_cmd(cache):
-            return [lazyfs, "run", "--cache-dir", cache, "--log-file", log, ref, "--", "echo", "hello"]
+        def run_cmd(cache, keep=0):
+            extra = ["--keep-mount", str(keep)] if can_keep else []
+            return [lazyfs, "run", "--cache-dir", cache, "--log-file", log, *extra, ref, "--", "echo", "hello"]
 
         warm_cache = None
         for i in range(args.runs):
@@ -109,8 +117,14 @@ def main():
             baseline()
             results["lazyfs warm"].append(time_to_hello(run_cmd(warm_cache)))
 
-        holder = subprocess.Popen([lazyfs, "run", "--cache-dir", warm_cache, "--log-file", log, ref, "--", "sh", "-c",
-                                   "echo ready; read line"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if can_keep:
+            time_to_hello(run_cmd(warm_cache, keep=600))  # mounts; the mount lingers
+            for _ in range(args.runs):
+                baseline()
+                results["lazyfs kept"].append(time_to_hello(run_cmd(warm_cache, keep=600)))
+            time_to_hello(run_cmd(warm_cache, keep=0))  # the last user with --keep-mount 0 unmounts
+        holder = subprocess.Popen([*run_cmd(warm_cache)[:-2], "sh", "-c", "echo ready; read line"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         try:
             if holder.stdout.readline() != b"ready\n":
                 raise RuntimeError("the sandbox holding the mount did not start")
@@ -122,13 +136,17 @@ def main():
             holder.wait(timeout=60)
             holder.stdout.close()
 
-        base = statistics.median(results["crun"])
+        base = statistics.median(t for t, _ in results["crun"])
         print(f"echo hello, Debian minbase ({args.runs} runs each, {len(results['crun'])} of crun; medians; page cache "
               f"{'dropped' if args.drop_page_cache else 'kept'}):")
-        for name, times in results.items():
+        for name, pairs in results.items():
+            if not pairs:
+                continue
+            times = [t for t, _ in pairs]
             med = statistics.median(times)
+            total = statistics.median(t for _, t in pairs)
             print(f"  {name:14s} {med * 1000:8.1f} ms   x{med / base:5.2f} of crun   "
-                  f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+                  f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; total {total * 1000:.1f} ms)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

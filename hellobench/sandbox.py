@@ -1,19 +1,19 @@
 """Starting a hello task and timing it until it is ready, in the two ways HelloBench compares:
 
-  LazySandboxes  `lazyfs run` on a lazy mount of the image. The mount is made by us with `lazyfs mount`
-                 (docker:// from the benchmark registry, with --trace / --prefetch) at the path where
-                 `lazyfs run` keeps its shared image mount, /run/lazyfs/images/<manifest>/rootfs, so
-                 `lazyfs run` reuses it; we also hold a user slot there so the mount outlives the run
-                 and `lazyfs stats` can read its counters.
+  LazyImage      `lazyfs run --insecure-registry … docker://…` straight from the benchmark registry; the run
+                 that finds no mount of the image mounts it (with --trace / --prefetch) at
+                 /run/lazyfs/images/<manifest>/rootfs, and --keep-mount keeps that mount after the task
+                 stopped, so `lazyfs stats` can read its counters and a second start can reuse it. end()
+                 unmounts it and waits for its daemon (the next start then mounts afresh).
   crun_bundle    an OCI bundle from `umoci unpack` run by `crun run` (the full-pull baseline).
 
 start_until_ready() spawns a command and returns once the image's readiness condition holds
 (a line of output, or a TCP port answering on 127.0.0.1), leaving the process running.
 """
 
-import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -22,13 +22,14 @@ import threading
 import time
 
 RUN_DIR = "/run/lazyfs/images"
-LIVE = set()  # started tasks and held mounts not yet stopped: stop_all() on exit / SIGINT
+KEEP_MOUNT_S = 600  # long enough to read stats and start again; the daemon ends it if we die first
+LIVE = set()  # started tasks and kept mounts not yet ended: stop_all() on exit / SIGINT
 
 
 def stop_all():
     for thing in list(LIVE):
         try:
-            thing.stop() if isinstance(thing, Started) else thing.unmount()
+            thing.stop() if isinstance(thing, Started) else thing.end()
         except Exception:  # noqa: BLE001 - best effort on the way out
             pass
 
@@ -99,44 +100,26 @@ def start_until_ready(cmd, ready, timeout, t0=None, on_stop=None):
     raise RuntimeError(f"not ready within {timeout}s: {' | '.join(lines[-8:])}")
 
 
-class LazySandboxes:
-    """Lazy mounts of one image for `lazyfs run`, in /run/lazyfs/images/<manifest hex>."""
+class LazyImage:
+    """The lazy mount `lazyfs run` keeps for one registry image, in /run/lazyfs/images/<manifest hex>."""
 
-    def __init__(self, lazyfs, manifest_hex, layout_ref, registry_ref, insecure, log_file):
-        self.lazyfs, self.layout_ref, self.registry_ref = lazyfs, layout_ref, registry_ref
-        self.insecure, self.log_file = insecure, log_file
-        self.dir = os.path.join(RUN_DIR, manifest_hex)
-        self.rootfs = os.path.join(self.dir, "rootfs")
-        self.hold_fd = None
-        self.hold_path = os.path.join(self.dir, "users", f"hellobench-{os.getpid()}")
+    def __init__(self, lazyfs, manifest_hex, registry_ref, insecure, log_file):
+        self.lazyfs, self.registry_ref, self.insecure, self.log_file = lazyfs, registry_ref, insecure, log_file
+        self.rootfs = os.path.join(RUN_DIR, manifest_hex, "rootfs")
 
-    def mount(self, cache, trace=None, prefetch=None):
-        """Mount the registry image at the shared path (daemonized; returns when it serves) and hold it."""
-        os.makedirs(os.path.join(self.dir, "users"), exist_ok=True)
-        os.makedirs(self.rootfs, exist_ok=True)
-        lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if os.path.ismount(self.rootfs):
-                raise RuntimeError(f"{self.rootfs} is already mounted (another sandbox of this image runs)")
-            cmd = [self.lazyfs, "mount", "--allow-other", "--cache-dir", cache, "--log-file", self.log_file,
-                   "--insecure-registry", self.insecure]
-            if trace:
-                cmd += ["--trace", trace]
-            if prefetch:
-                cmd += ["--prefetch", prefetch]
-            proc = subprocess.run(cmd + [self.registry_ref, self.rootfs], capture_output=True, text=True, timeout=300)
-            if proc.returncode != 0:
-                raise RuntimeError(f"lazyfs mount failed: {proc.stderr.strip()[-1000:]}")
-            LIVE.add(self)
-            self.hold_fd = os.open(self.hold_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self.hold_fd, fcntl.LOCK_EX)
-        finally:
-            os.close(lock)
+    def run_cmd(self, cache, cmd, network, trace=None, prefetch=None):
+        """`lazyfs run` of the image; --cache-dir, --trace and --prefetch apply when this run mounts it."""
+        LIVE.add(self)
+        run = [self.lazyfs, "run", "--keep-mount", str(KEEP_MOUNT_S), "--cache-dir", cache, "--log-file",
+               self.log_file, "--insecure-registry", self.insecure, "--network", network, "--stop-timeout", "3"]
+        if trace:
+            run += ["--trace", trace]
+        if prefetch:
+            run += ["--prefetch", prefetch]
+        return run + [self.registry_ref, "--", *cmd]
 
-    def run_cmd(self, cache, cmd, network):
-        return [self.lazyfs, "run", "--cache-dir", cache, "--log-file", self.log_file, "--network", network,
-                "--stop-timeout", "3", self.layout_ref, "--", *cmd]
+    def mounted(self):
+        return os.path.ismount(self.rootfs)
 
     def stats(self):
         proc = subprocess.run([self.lazyfs, "stats", self.rootfs, "--json"], capture_output=True, text=True, timeout=60)
@@ -144,21 +127,27 @@ class LazySandboxes:
             raise RuntimeError(f"lazyfs stats failed: {proc.stderr.strip()}")
         return json.loads(proc.stdout)
 
-    def unmount(self):
+    def end(self):
+        """Unmount the kept mount, if any, and wait for its daemon to exit (its --trace is then complete)."""
         LIVE.discard(self)
-        if self.hold_fd is not None:
+        if not self.mounted():
+            return
+        pid = None
+        proc = subprocess.run([self.lazyfs, "ps", "--mounts", "--json"], capture_output=True, text=True, timeout=60)
+        if proc.returncode == 0:
+            pid = next((m["pid"] for m in json.loads(proc.stdout) if m.get("mountpoint") == self.rootfs), None)
+        if subprocess.run([self.lazyfs, "umount", self.rootfs], capture_output=True, timeout=60).returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", self.rootfs], capture_output=True)
+        if pid:
             try:
-                os.unlink(self.hold_path)
-            except OSError:
-                pass
-            os.close(self.hold_fd)
-            self.hold_fd = None
-        if os.path.ismount(self.rootfs):
-            if subprocess.run([self.lazyfs, "umount", self.rootfs], capture_output=True, timeout=60).returncode != 0:
-                subprocess.run(["fusermount3", "-u", "-z", self.rootfs], capture_output=True)
-        deadline = time.monotonic() + 20
-        while os.path.ismount(self.rootfs) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the daemon finishes unmounting
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                return
+            try:
+                if not select.select([fd], [], [], 60)[0]:
+                    raise RuntimeError(f"the mount daemon {pid} of {self.rootfs} did not exit")
+            finally:
+                os.close(fd)
 
 
 def crun_bundle(layout, tag, bundle, cmd, host_network):
