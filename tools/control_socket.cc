@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -29,8 +31,9 @@ Result<sockaddr_un> Address(const std::string& path) {
 }  // namespace
 
 std::string ControlSocketPath(const std::string& mountpoint) {
-  // Hashed, because mountpoints may be longer than a socket path may be.
-  return MountsDir() + "/" + Sha256Of(mountpoint).Hex().substr(0, 24) + ".sock";
+  // Hashed, because mountpoints may be longer than a socket path may be. XXH3, not SHA-256: nothing here
+  // needs a trust anchor, and the lazyfs front end (tools/lazyfs.cc) stays without libcrypto.
+  return fmt::format("{}/{:016x}.sock", MountsDir(), Xxh3(mountpoint));
 }
 
 std::vector<std::string> ListControlSockets() {
