@@ -1,34 +1,15 @@
-// The lazyfs command line: global options here, one subcommand per job, each registered by its own file.
+// lazyfs-core, the whole lazyfs command line: global options here, one subcommand per job, each
+// registered by its own file. Users call `lazyfs` (tools/lazyfs.cc), which runs `lazyfs run` on a live
+// mount itself and hands everything else to this binary.
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
-#include <cstdlib>
-
-#include "cache/chunk_store.h"
-#include "common/log.h"
 #include "tools/commands.h"
-
-namespace lazyfs::tools {
-
-std::string DefaultCacheDir() {
-  const char* env = std::getenv("LAZYFS_CACHE_DIR");
-  return env && *env ? env : cache::kDefaultCacheDir;
-}
-
-}  // namespace lazyfs::tools
+#include "tools/run_resolve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"lazyfs: mount container images lazily; chunks are fetched on first read into a shared cache"};
-  app.require_subcommand(1);
-  app.fallthrough();  // global options such as --log-level may also follow the subcommand
-  app.set_version_flag("--version", "lazyfs 0.1.0");
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
-  app.parse_complete_callback([&] {
-    lazyfs::LogLevel level;
-    if (!lazyfs::ParseLogLevel(log_level, &level)) throw CLI::ValidationError("--log-level", "unknown level " + log_level);
-    lazyfs::SetLogLevel(level);
-  });
+  lazyfs::tools::AddGlobalOptions(app, log_level);
 
   int exit_code = 0;
   lazyfs::tools::AddMountCommands(app, exit_code);
@@ -37,7 +18,7 @@ int main(int argc, char** argv) {
   lazyfs::tools::AddCacheCommand(app, exit_code);
   lazyfs::tools::AddTraceCommand(app, exit_code);
   lazyfs::tools::AddPushCommand(app, exit_code);
-  lazyfs::tools::AddRunCommand(app, exit_code);
+  lazyfs::tools::AddRunCommand(app, exit_code, lazyfs::tools::ResolveImageRef);
   lazyfs::tools::AddPsCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);

@@ -29,7 +29,7 @@
 
 #include "common/fd.h"
 #include "common/log.h"
-#include "fetch/image_source.h"
+#include "fetch/image_ref.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
 #include "tools/image_dir.h"
@@ -204,9 +204,10 @@ class ImageUse {
  public:
   // Attaches sandbox `id` to the image `ref` (absolute) names. A reference resolved before whose mount is
   // still live is used as it is: no registry or layout access. Otherwise the image is resolved, and
-  // mounted unless a live mount of its manifest exists.
+  // mounted unless a live mount of its manifest exists. Without `resolve`, only a live mount found
+  // through the reference is attached to, and nullptr returned otherwise.
   static Result<std::unique_ptr<ImageUse>> Acquire(const std::string& ref, const std::string& id,
-                                                   const RunCommandOptions& options) {
+                                                   const RunCommandOptions& options, ImageResolver resolve) {
     const std::string& platform = options.source.platform;
     if (std::optional<Sha256Digest> known = LookupRef(ref, platform)) {
       std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(*known, std::nullopt, id, options));
@@ -215,12 +216,10 @@ class ImageUse {
         return use;
       }
     }
-    fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
-    std::unique_ptr<fetch::ImageSource> source =
-        LAZYFS_TRY(fetch::OpenImageSource(LAZYFS_TRY(fetch::ImageRef::Parse(ref)), source_options));
-    fetch::ResolvedImage image = LAZYFS_TRY(source->Resolve());
-    std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(image.manifest_digest, image.config_json, id, options, ref));
-    if (Status remembered = RememberRef(ref, platform, image.manifest_digest); !remembered) {
+    if (!resolve) return std::unique_ptr<ImageUse>();  // the caller hands over to lazyfs-core
+    ResolvedRef image = LAZYFS_TRY(resolve(ref, options.source));
+    std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(image.manifest, image.config_json, id, options, ref));
+    if (Status remembered = RememberRef(ref, platform, image.manifest); !remembered) {
       LogWarn("{}", remembered.error().ToString());  // the next run resolves the image again
     }
     return use;
@@ -582,7 +581,7 @@ Result<Prepared> Prepare(const RunCommandOptions& options) {
   return p;
 }
 
-Result<ExitStatus> RunSandbox(const RunCommandOptions& options, SignalWatch& signals) {
+Result<ExitStatus> RunSandbox(const RunCommandOptions& options, ImageResolver resolve, SignalWatch& signals) {
   Prepared p = LAZYFS_TRY(Prepare(options));
   std::string id = RandomId();
   LAZYFS_TRY(MakeDirs(SandboxesDir(), 0700));
@@ -594,7 +593,8 @@ Result<ExitStatus> RunSandbox(const RunCommandOptions& options, SignalWatch& sig
   } lock_file_remover{LockPath(id)};
 
   // A run killed before its record exists leaves only a users/ file, whose flock died with it.
-  std::unique_ptr<ImageUse> image = LAZYFS_TRY(ImageUse::Acquire(p.ref, id, options));
+  std::unique_ptr<ImageUse> image = LAZYFS_TRY(ImageUse::Acquire(p.ref, id, options, resolve));
+  if (!image) return ExitStatus{kRunNeedsResolver, 0};
   ImageConfig config = LAZYFS_TRY(ParseImageConfig(image->config_json()));
 
   SandboxRecord record;
@@ -675,14 +675,14 @@ std::vector<SandboxRecord> ListLiveSandboxes() {
   return out;
 }
 
-int RunRun(const RunCommandOptions& options) {
+int RunRun(const RunCommandOptions& options, ImageResolver resolve) {
   Result<SignalWatch> signals = SignalWatch::Start();
   if (!signals) {
     std::fprintf(stderr, "lazyfs: run: %s\n", signals.error().ToString().c_str());
     return kLazyfsFailed;
   }
   CleanStaleSandboxes(options.keep_mount_seconds > 0);
-  Result<ExitStatus> status = RunSandbox(options, *signals);
+  Result<ExitStatus> status = RunSandbox(options, resolve, *signals);
   if (!status) {
     std::fprintf(stderr, "lazyfs: run %s: %s\n", options.ref.c_str(), status.error().ToString().c_str());
     return kLazyfsFailed;
@@ -690,7 +690,7 @@ int RunRun(const RunCommandOptions& options) {
   return status->code;
 }
 
-void AddRunCommand(CLI::App& app, int& exit_code) {
+void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve) {
   auto o = std::make_shared<RunCommandOptions>();
   o->cache_dir = DefaultCacheDir();
   CLI::App* cmd = app.add_subcommand("run", "Run a command in a container whose rootfs is a lazy mount of IMAGE");
@@ -718,7 +718,7 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("!--no-init", o->init, "run the command as PID 1 instead of under tini");
   cmd->add_option("--stop-timeout", o->stop_timeout, "seconds from a forwarded SIGTERM to SIGKILL")->capture_default_str();
-  cmd->callback([o, &exit_code] { exit_code = RunRun(*o); });
+  cmd->callback([o, &exit_code, resolve] { exit_code = RunRun(*o, resolve); });
 }
 
 }  // namespace lazyfs::tools

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "common/digest.h"
+#include "common/result.h"
 #include "tools/source_flags.h"
 
 namespace lazyfs::tools {
@@ -74,8 +76,21 @@ std::string SandboxesDir();
 // Records of running sandboxes (those whose lock is held), oldest first.
 std::vector<SandboxRecord> ListLiveSandboxes();
 
+// What an image reference names: its manifest and the image config.
+struct ResolvedRef {
+  Sha256Digest manifest;
+  std::string config_json;
+};
+// Resolves an absolute image reference (registry or OCI layout access). lazyfs-core resolves in process
+// (tools/run_resolve.h); the `lazyfs` front end has no resolver: see kRunNeedsResolver.
+using ImageResolver = Result<ResolvedRef> (*)(const std::string& ref, const SourceFlags& flags);
+
+// RunRun's result when it was given no resolver and no live mount serves the reference. It has then
+// changed nothing but cleaning up after dead runs, and the caller hands the command to lazyfs-core.
+inline constexpr int kRunNeedsResolver = -1;
+
 // Returns the process exit code: the container's (128+signal when it was killed), or 125 when lazyfs
-// itself failed before or around the container.
-int RunRun(const RunCommandOptions& options);
+// itself failed before or around the container, or kRunNeedsResolver (see there).
+int RunRun(const RunCommandOptions& options, ImageResolver resolve);
 
 }  // namespace lazyfs::tools
