@@ -5,10 +5,11 @@ Steps, in order (times are seconds from the first command of a start until the t
   push       `skopeo copy` of the plain image and `lazyfs push` of its eStargz form to the registry;
   full       page cache dropped, `skopeo copy docker://… oci:…` + `umoci unpack` + `crun run` (= docker pull + run);
   native     on that unpacked rootfs: caches dropped, run (fincore then gives the bytes the task read),
-             and again with a warm page cache;
+             and again with a warm page cache (median of WARM_RUNS runs);
   cold       empty lazyfs cache, page cache dropped: `lazyfs run --trace … docker://…`, which mounts the
              image (resolve, mount, tree build, fetches); stats of the mount it keeps (--keep-mount);
-  warm_kept  a second `lazyfs run` while that mount lingers (no resolve, no mount); stats as the difference;
+  warm_kept  further `lazyfs run`s while that mount lingers (no resolve, no mount; median of WARM_RUNS);
+             stats as the difference;
   warm       the same cache again, a new mount (the kept one ended first), warm page cache;
   prefetch   empty cache, page cache dropped, `lazyfs run --prefetch TRACE` on a new mount;
   replay     `lazyfs trace replay` of the cold trace against the cold run's cache (repeat run) and
@@ -20,11 +21,17 @@ import concurrent.futures
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 
 import fincore
 import sandbox
+
+
+# Warm starts take tens of milliseconds, where one run is mostly noise on a shared machine: the native and
+# the mount-kept warm start are the median of this many runs each.
+WARM_RUNS = 5
 
 
 class Context:
@@ -101,15 +108,20 @@ def measure(ctx, image, built, concurrent=False, log=print):
     s.stop()
     r["native_cold_s"] = s.seconds
     r["fincore_bytes"] = fincore.resident_bytes(os.path.join(bundle, "rootfs"))
-    s = sandbox.crun_start(bundle, f"hb-{os.getpid()}-{image.name}-n2", image.ready, image.timeout)
-    s.stop()
-    r["native_warm_s"] = s.seconds
+    runs = []
+    for i in range(WARM_RUNS):
+        s = sandbox.crun_start(bundle, f"hb-{os.getpid()}-{image.name}-n{i + 2}", image.ready, image.timeout)
+        s.stop()
+        runs.append(s.seconds)
+    r["native_warm_runs"] = runs
+    r["native_warm_s"] = statistics.median(runs)
     shutil.rmtree(pulled, ignore_errors=True)
 
     lazy = sandbox.LazyImage(ctx.lazyfs, _manifest_hex(built.estargz), lazy_ref, ctx.registry_host, ctx.log_file)
 
-    def lazy_start(cache, key, trace=None, prefetch=None, drop=True, new_mount=True):
-        """One `lazyfs run` until ready; new_mount: end the kept mount first, so this run mounts the image."""
+    def lazy_start(cache, key, trace=None, prefetch=None, drop=True, new_mount=True, runs=1):
+        """`lazyfs run` until ready, `runs` times (the median is kept, stats are those of all runs together);
+        new_mount: end the kept mount first, so the (single) run mounts the image."""
         if new_mount:
             lazy.end()
         elif not lazy.mounted():
@@ -117,11 +129,16 @@ def measure(ctx, image, built, concurrent=False, log=print):
         before = None if new_mount else _slim(lazy.stats())
         if drop:
             fincore.drop_caches()
-        t0 = time.monotonic()
-        s = sandbox.start_until_ready(lazy.run_cmd(cache, image.cmd, network, trace=trace, prefetch=prefetch),
-                                      image.ready, image.timeout, t0=t0)
-        s.stop()
-        r[key + "_s"] = s.seconds
+        times = []
+        for _ in range(runs):
+            t0 = time.monotonic()
+            s = sandbox.start_until_ready(lazy.run_cmd(cache, image.cmd, network, trace=trace, prefetch=prefetch),
+                                          image.ready, image.timeout, t0=t0)
+            s.stop()
+            times.append(s.seconds)
+        r[key + "_s"] = statistics.median(times)
+        if runs > 1:
+            r[key + "_runs"] = times
         after = _slim(lazy.stats())
         r[key + "_stats"] = after if before is None else _delta(before, after)
 
@@ -130,7 +147,7 @@ def measure(ctx, image, built, concurrent=False, log=print):
         lazy_start(cold_cache, "cold", trace=trace)
         st = r["cold_stats"]
         log(f"  {image.name}: lazy cold {r['cold_s']:.2f}s, fetched {st['bytes_fetched']} of {st['image_bytes_compressed']}")
-        lazy_start(cold_cache, "warm_kept", drop=False, new_mount=False)
+        lazy_start(cold_cache, "warm_kept", drop=False, new_mount=False, runs=WARM_RUNS)
         lazy_start(cold_cache, "warm", drop=False)  # ends the kept mount first: the trace is complete after
         log(f"  {image.name}: lazy warm {r['warm_kept_s']:.2f}s mount kept, {r['warm_s']:.2f}s new mount "
             f"(native warm {r['native_warm_s']:.2f}s)")

@@ -24,6 +24,14 @@ def _med(values):
     return statistics.median(values) if values else None
 
 
+def _repeats_note(ok):
+    runs = max([len(r.get("warm_kept_runs") or []) for r in ok] + [1])
+    if runs == 1:
+        return "Each figure is a single run."
+    return (f"Each figure is a single run, except the warm starts on the unpacked rootfs and on the kept mount: "
+            f"medians of {runs} runs.")
+
+
 def _f(v, fmt="{:.2f}"):
     return fmt.format(v) if isinstance(v, (int, float)) else "–"
 
@@ -87,7 +95,7 @@ def markdown(results, plots):
            f"{'quick mode; ' if results.get('quick') else ''}lazyfs `{results.get('lazyfs')}`.",
            f"Lazy start: {results.get('start_method')}. Baseline: {results.get('baseline_method')}.",
            "Times are seconds from the first command (pull or mount) until the task is ready (its expected "
-           "output line, or its TCP port answering on 127.0.0.1). Each figure is a single run.", "",
+           "output line, or its TCP port answering on 127.0.0.1). " + _repeats_note(ok), "",
            "## Goals (medians over the measured images)", "",
            _table(["figure", "measured", "goal", "met"],
                   [(n, _f(v), g, {True: "yes", False: "**no**", None: "–"}[m]) for n, v, g, m in goals(results)]), "",
