@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fetch/blob_reader.h"
+#include "fetch/document_cache.h"
 #include "fetch/image.h"
 #include "fetch/image_ref.h"
 #include "fetch/registry_options.h"
@@ -33,6 +34,9 @@ class ImageSource {
 struct SourceOptions {
   std::string platform = "linux/amd64";
   RegistryOptions registry;  // used by docker:// references only
+  // docker:// only: where manifests and configs are looked up by digest before the registry is asked, and
+  // kept after they were fetched. Null: none.
+  std::shared_ptr<DocumentCache> documents;
 };
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageRef& ref, const SourceOptions& options);

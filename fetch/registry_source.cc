@@ -22,14 +22,19 @@ constexpr int kMaxIndexDepth = 2;
 
 class RegistryImageSource final : public ImageSource {
  public:
-  RegistryImageSource(ImageRef ref, std::string platform, std::shared_ptr<RegistryClient> client)
-      : ref_(std::move(ref)), platform_(std::move(platform)), client_(client), blobs_(client, ref_.repository) {}
+  RegistryImageSource(ImageRef ref, std::string platform, std::shared_ptr<RegistryClient> client,
+                      std::shared_ptr<DocumentCache> documents)
+      : ref_(std::move(ref)),
+        platform_(std::move(platform)),
+        client_(client),
+        documents_(std::move(documents)),
+        blobs_(client, ref_.repository) {}
 
   Result<ResolvedImage> Resolve() override {
     std::string reference = ref_.digest ? ref_.digest->ToString() : (ref_.tag.empty() ? "latest" : ref_.tag);
     std::optional<uint64_t> expected_size;  // known once an index descriptor names the manifest
     for (int depth = 0; depth <= kMaxIndexDepth; ++depth) {
-      FetchedManifest fetched = LAZYFS_TRY(client_->GetManifest(ref_.repository, reference));
+      FetchedManifest fetched = LAZYFS_TRY(GetManifest(reference));
       if (expected_size && fetched.bytes.size() != *expected_size) {
         return Corrupt(fmt::format("{}: manifest {} is {} bytes, its index descriptor says {}", Describe(), reference,
                                    fetched.bytes.size(), *expected_size));
@@ -52,7 +57,7 @@ class RegistryImageSource final : public ImageSource {
       for (const Descriptor& layer : manifest->layers) blobs_.AddKnownSize(layer.digest, layer.size);
       ResolvedImage out;
       out.manifest_digest = fetched.digest;
-      auto config = blobs_.ReadVerified(manifest->config.digest, kMaxConfigSize);
+      auto config = GetConfig(manifest->config.digest);
       if (!config) return std::move(config).error().Context("config");
       out.config_json = std::move(*config);
       out.manifest = std::move(*manifest);
@@ -65,9 +70,47 @@ class RegistryImageSource final : public ImageSource {
   std::string Describe() const override { return ref_.ToString(); }
 
  private:
+  // Document cache values: the media type the registry gave, a newline, the document's bytes.
+  std::optional<FetchedManifest> CachedManifest(const Sha256Digest& digest) {
+    std::optional<std::string> value = documents_->Get(digest);
+    size_t newline = value ? value->find('\n') : std::string::npos;
+    if (newline == std::string::npos) return std::nullopt;
+    FetchedManifest cached{value->substr(newline + 1), value->substr(0, newline), digest};
+    if (Sha256Of(cached.bytes) != digest) {
+      LogWarn("{}: cached manifest {} has other bytes: fetching it", Describe(), digest.ToString());
+      return std::nullopt;
+    }
+    return cached;
+  }
+
+  // A manifest by digest comes from the document cache when it holds it; a fetched one goes into it.
+  Result<FetchedManifest> GetManifest(const std::string& reference) {
+    std::optional<Sha256Digest> pinned = Sha256Digest::Parse(reference);
+    if (documents_ && pinned) {
+      if (std::optional<FetchedManifest> cached = CachedManifest(*pinned)) return std::move(*cached);
+    }
+    FetchedManifest fetched = LAZYFS_TRY(client_->GetManifest(ref_.repository, reference));
+    if (documents_) documents_->Put(fetched.digest, fetched.media_type + "\n" + fetched.bytes);
+    return fetched;
+  }
+
+  // The config blob, verified, from the document cache or the registry (then kept).
+  Result<std::string> GetConfig(const Sha256Digest& digest) {
+    if (documents_) {
+      std::optional<std::string> value = documents_->Get(digest);
+      if (value && value->starts_with('\n') && Sha256Of(std::string_view(*value).substr(1)) == digest) {
+        return value->substr(1);
+      }
+    }
+    std::string config = LAZYFS_TRY(blobs_.ReadVerified(digest, kMaxConfigSize));
+    if (documents_) documents_->Put(digest, "\n" + config);
+    return config;
+  }
+
   const ImageRef ref_;
   const std::string platform_;
   const std::shared_ptr<RegistryClient> client_;
+  const std::shared_ptr<DocumentCache> documents_;  // may be null
   RegistryBlobReader blobs_;
 };
 
@@ -209,7 +252,8 @@ Result<std::unique_ptr<ImageSource>> OpenRegistrySource(const ImageRef& ref, con
     return InvalidArgument("OpenRegistrySource: not a docker:// reference: " + ref.ToString());
   }
   std::shared_ptr<RegistryClient> client = LAZYFS_TRY(NewRegistryClient(ref.host, registry));
-  return std::unique_ptr<ImageSource>(std::make_unique<RegistryImageSource>(ref, source.platform, std::move(client)));
+  return std::unique_ptr<ImageSource>(
+      std::make_unique<RegistryImageSource>(ref, source.platform, std::move(client), source.documents));
 }
 
 }  // namespace lazyfs::fetch

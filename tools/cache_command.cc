@@ -25,6 +25,7 @@
 #include "cache/fetch_lock.h"
 #include "common/log.h"
 #include "fetch/image_source.h"
+#include "fs/store_documents.h"
 #include "fs/image_loader.h"
 #include "tools/commands.h"
 #include "tools/source_flags.h"
@@ -106,6 +107,7 @@ Result<nlohmann::json> Remove(const CacheCommandOptions& o) {
   std::unique_ptr<cache::ChunkStore> store = LAZYFS_TRY(OpenCache(o));
   fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(o.ref));
   fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(o.source));
+  source_options.documents = fs::StoreDocuments(*store);
   std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
   // From the cached tree when there is one (no layer is read); otherwise the image is indexed again, which
   // for a plain layer streams it into the cache only to remove it: rare, and always correct.

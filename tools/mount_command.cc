@@ -12,6 +12,7 @@
 #include "cache/chunk_store.h"
 #include "common/fd.h"
 #include "fetch/image_source.h"
+#include "fs/store_documents.h"
 #include "fs/blob_order.h"
 #include "fs/chunk_reader.h"
 #include "fs/filesystem.h"
@@ -49,6 +50,7 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   cache_options.max_bytes = options.cache_size;
   std::unique_ptr<cache::ChunkStore> store = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
   fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
+  source_options.documents = fs::StoreDocuments(*store);  // `lazyfs run` resolved this image a moment ago
   std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
 
   auto started = std::chrono::steady_clock::now();

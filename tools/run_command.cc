@@ -217,7 +217,7 @@ class ImageUse {
       }
     }
     if (!resolve) return std::unique_ptr<ImageUse>();  // the caller hands over to lazyfs-core
-    ResolvedRef image = LAZYFS_TRY(resolve(ref, options.source));
+    ResolvedRef image = LAZYFS_TRY(resolve(ref, options));
     std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(image.manifest, image.config_json, id, options, ref));
     if (Status remembered = RememberRef(ref, platform, image.manifest); !remembered) {
       LogWarn("{}", remembered.error().ToString());  // the next run resolves the image again

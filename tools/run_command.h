@@ -81,9 +81,10 @@ struct ResolvedRef {
   Sha256Digest manifest;
   std::string config_json;
 };
-// Resolves an absolute image reference (registry or OCI layout access). lazyfs-core resolves in process
-// (tools/run_resolve.h); the `lazyfs` front end has no resolver: see kRunNeedsResolver.
-using ImageResolver = Result<ResolvedRef> (*)(const std::string& ref, const SourceFlags& flags);
+// Resolves an absolute image reference (registry or OCI layout access) with the run's source flags and
+// cache. lazyfs-core resolves in process (tools/run_resolve.h); the `lazyfs` front end has no resolver:
+// see kRunNeedsResolver.
+using ImageResolver = Result<ResolvedRef> (*)(const std::string& ref, const RunCommandOptions& options);
 
 // RunRun's result when it was given no resolver and no live mount serves the reference. It has then
 // changed nothing but cleaning up after dead runs, and the caller hands the command to lazyfs-core.

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "fetch/document_cache.h"
 #include "fetch/image.h"
 #include "fetch/oci_layout.h"
 #include "fetch/registry_push.h"
@@ -210,6 +211,73 @@ TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and 
     auto again = (*source)->Resolve();
     REQUIRE_FALSE(again);
     CHECK(again.error().code() == ErrorCode::kCorrupt);
+  }
+}
+
+// A DocumentCache in memory.
+class MapDocuments final : public DocumentCache {
+ public:
+  std::optional<std::string> Get(const Sha256Digest& digest) override {
+    auto it = values.find(digest.ToString());
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  }
+  void Put(const Sha256Digest& digest, std::string_view value) override { values[digest.ToString()] = value; }
+  std::map<std::string, std::string> values;
+};
+
+TEST_CASE("OpenRegistrySource: a document cache saves the manifest and config requests of a pinned reference") {
+  Fixture f;
+  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+  std::string layer = "layer-bytes";
+  f.registry.blobs[Sha256Of(config).ToString()] = config;
+  f.registry.blobs[Sha256Of(layer).ToString()] = layer;
+  Manifest manifest;
+  manifest.media_type = kMediaTypeOciManifest;
+  manifest.config = MakeDescriptor(kMediaTypeOciConfig, config);
+  manifest.layers.push_back(MakeDescriptor(kMediaTypeOciLayerGzip, layer));
+  std::string manifest_json = ManifestToJson(manifest);
+  Sha256Digest manifest_digest = Sha256Of(manifest_json);
+  f.registry.manifests["v1"] = {manifest_json, std::string(kMediaTypeOciManifest)};
+  f.registry.manifests[manifest_digest.ToString()] = {manifest_json, std::string(kMediaTypeOciManifest)};
+  auto documents = std::make_shared<MapDocuments>();
+  auto resolve = [&](const std::string& text) {
+    auto ref = ImageRef::Parse(text);
+    REQUIRE(ref);
+    auto source = OpenRegistrySource(*ref, SourceOptions{"linux/amd64", {}, documents}, f.options);
+    REQUIRE(source);
+    return (*source)->Resolve();
+  };
+
+  // By tag: the registry is asked, and both documents are kept.
+  auto by_tag = resolve("docker://reg.test/app:v1");
+  REQUIRE(by_tag);
+  CHECK(by_tag->manifest_digest == manifest_digest);
+  CHECK(documents->values.size() == 2);
+  size_t requests = f.transport->count();
+  CHECK(requests == 2);
+
+  // By digest: nothing goes to the registry, and the result is the same.
+  std::string pinned = "docker://reg.test/app@" + manifest_digest.ToString();
+  auto cached = resolve(pinned);
+  REQUIRE(cached);
+  CHECK(f.transport->count() == requests);
+  CHECK(cached->manifest_digest == manifest_digest);
+  CHECK(cached->config_json == config);
+  REQUIRE(cached->manifest.layers.size() == 1);
+
+  SUBCASE("a tag is always asked for: it may have moved") {
+    REQUIRE(resolve("docker://reg.test/app:v1"));
+    CHECK(f.transport->count() == requests + 1);  // the manifest; the config comes from the cache
+  }
+  SUBCASE("cached bytes that do not hash to their digest are ignored and replaced") {
+    documents->values[manifest_digest.ToString()] += " ";
+    documents->values[manifest.config.digest.ToString()] = "\n{}";
+    auto again = resolve(pinned);
+    REQUIRE(again);
+    CHECK(again->config_json == config);
+    CHECK(f.transport->count() == requests + 2);
+    CHECK(documents->values[manifest.config.digest.ToString()] == "\n" + config);
   }
 }
 
