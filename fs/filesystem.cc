@@ -20,6 +20,13 @@ mode_t TypeBits(EntryType type) {
   return S_IFREG;
 }
 
+bool AnyXattrs(const UnionTree& tree) {
+  for (uint64_t ino = 1; ino <= tree.node_count(); ++ino) {
+    if (!tree.Find(ino)->xattrs.empty()) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<struct stat> Filesystem::Stat(uint64_t ino) const {
@@ -58,6 +65,9 @@ Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char
   for (ReadObserver* observer : observers_) observer->OnRead(event);
   return length;
 }
+
+Filesystem::Filesystem(std::string image_name, const UnionTree& tree, ChunkReader& reader)
+    : image_name_(std::move(image_name)), tree_(tree), reader_(reader), has_xattrs_(AnyXattrs(tree)) {}
 
 Result<std::string_view> Filesystem::GetXattr(uint64_t ino, std::string_view name) const {
   const Node* n = tree_.Find(ino);

@@ -21,8 +21,7 @@ namespace lazyfs::fs {
 
 class Filesystem {
  public:
-  Filesystem(std::string image_name, const UnionTree& tree, ChunkReader& reader)
-      : image_name_(std::move(image_name)), tree_(tree), reader_(reader) {}
+  Filesystem(std::string image_name, const UnionTree& tree, ChunkReader& reader);
 
   const UnionTree& tree() const { return tree_; }
   const std::string& image_name() const { return image_name_; }
@@ -36,6 +35,8 @@ class Filesystem {
   Result<std::string_view> GetXattr(uint64_t ino, std::string_view name) const;
   // Xattr names, each followed by a NUL, as listxattr(2) returns them.
   Result<std::string> ListXattrs(uint64_t ino) const;
+  // Whether any node has an xattr (fixed for the image's life).
+  bool HasXattrs() const { return has_xattrs_; }
 
   // Registers an observer told of every successful read (stats, traces). Call before the mount serves;
   // the observer must outlive the mount.
@@ -48,6 +49,7 @@ class Filesystem {
   const std::string image_name_;
   const UnionTree& tree_;
   ChunkReader& reader_;
+  const bool has_xattrs_;
   std::vector<ReadObserver*> observers_;  // filled before serving, then constant
 };
 

@@ -150,6 +150,29 @@ class MountUnionTest(unittest.TestCase):
                 m = self.mount(ref)
                 self.assertEqual(os.lstat(m.path(rel)).st_mtime_ns, want, f"{ref}: mtime of {rel}")
 
+    # -- xattrs ------------------------------------------------------------------------------------
+
+    def test_xattrs_served_and_absent_names_are_enodata(self):
+        m = self.mount(self.converted_ref())
+        path = m.path("xattrs/user")
+        self.assertEqual(os.getxattr(path, "user.foo", follow_symlinks=False), b"bar")
+        with self.assertRaises(OSError) as cm:
+            os.getxattr(path, "user.absent", follow_symlinks=False)
+        self.assertEqual(cm.exception.errno, errno.ENODATA)
+
+    def test_image_without_xattrs_fails_getxattr_in_the_kernel(self):
+        # The daemon answers the first getxattr with ENOSYS, and the kernel answers every later one itself
+        # (EOPNOTSUPP): overlayfs asks each lower file for trusted.overlay.* xattrs. listxattr stays empty.
+        layout, tag = imagebuilder.build(recipes.big())
+        m = self.mount(imagebuilder.oci_ref(layout, tag))
+        path = m.path(recipes.BIG_PATH)
+        self.assertEqual(os.listxattr(path, follow_symlinks=False), [])
+        for name in ("user.absent", "trusted.overlay.origin", "security.capability"):
+            with self.assertRaises(OSError) as cm:
+                os.getxattr(path, name, follow_symlinks=False)
+            self.assertEqual(cm.exception.errno, errno.EOPNOTSUPP, name)
+        self.assertTrue(m.daemon_alive())
+
     # -- laziness and sharing ----------------------------------------------------------------------
 
     def test_small_read_fetches_only_some_chunks(self):
