@@ -30,6 +30,9 @@ inline constexpr std::string_view kMediaTypeDockerLayerGzip = "application/vnd.d
 // eStargz layer annotations (see DESIGN.md).
 inline constexpr std::string_view kAnnotationTocDigest = "containerd.io/snapshot/stargz/toc.digest";
 inline constexpr std::string_view kAnnotationUncompressedSize = "io.containers.estargz.uncompressed-size";
+// Ours (lazyfs convert): where the TOC member starts, so a mount reads footer and TOC in one request
+// whatever the TOC's size. A hint only: the footer says the same or the reader ignores it.
+inline constexpr std::string_view kAnnotationTocOffset = "dev.lazyfs.estargz.toc-offset";
 inline constexpr std::string_view kAnnotationRefName = "org.opencontainers.image.ref.name";
 
 // Upper bounds for JSON documents we read whole, so a hostile registry cannot make us allocate gigabytes.

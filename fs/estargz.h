@@ -70,6 +70,7 @@ struct EstargzLayerInfo {
   uint64_t blob_size = 0;
   Sha256Digest diff_id;        // sha256 of the uncompressed tar stream (the config's rootfs.diff_ids)
   Sha256Digest toc_digest;     // sha256 of the TOC JSON (the toc.digest annotation)
+  uint64_t toc_offset = 0;     // where the TOC member starts (the toc-offset annotation)
   uint64_t uncompressed_size = 0;
 };
 

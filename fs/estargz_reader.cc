@@ -58,6 +58,16 @@ Result<std::string> ExtractTocJson(std::string_view member) {
   return json;
 }
 
+// The toc-offset annotation as a number, if present and well formed.
+std::optional<uint64_t> TocOffsetHint(const fetch::Descriptor& layer) {
+  std::optional<std::string> text = layer.Annotation(fetch::kAnnotationTocOffset);
+  uint64_t offset = 0;
+  if (!text) return std::nullopt;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), offset);
+  if (ec != std::errc() || end != text->data() + text->size()) return std::nullopt;
+  return offset;
+}
+
 }  // namespace
 
 Result<LayerIndex> ReadEstargzIndex(fetch::BlobReader& blobs, const fetch::Descriptor& layer) {
@@ -69,10 +79,16 @@ Result<LayerIndex> ReadEstargzIndex(fetch::BlobReader& blobs, const fetch::Descr
   auto annotation = layer.annotations.find(std::string(fetch::kAnnotationTocDigest));
   bool pinned = annotation != layer.annotations.end();
   // One request for the footer and, usually, the whole TOC before it: the footer alone would cost a round
-  // trip of its own before the TOC's (on a 20 ms link, a tenth of a small image's mount). A layer whose
-  // TOC will not be used only needs its footer read, to tell eStargz from plain gzip in the log.
-  uint64_t tail_offset = blob_size - std::min(blob_size, pinned ? std::max(kEstargzFooterSize, kEstargzTailRead)
-                                                                : kEstargzFooterSize);
+  // trip of its own before the TOC's (on a 20 ms link, a tenth of a small image's mount). With lazyfs
+  // convert's toc-offset hint the request covers exactly the TOC, however big (a base layer's TOC is
+  // ~0.5 MB); otherwise the last kEstargzTailRead bytes, and a TOC that started earlier costs a second
+  // request. A layer whose TOC will not be used only needs its footer read, to tell eStargz from plain gzip.
+  uint64_t tail_bytes = pinned ? std::max(kEstargzFooterSize, kEstargzTailRead) : kEstargzFooterSize;
+  if (std::optional<uint64_t> hint = TocOffsetHint(layer); pinned && hint && *hint < blob_size - kEstargzFooterSize &&
+                                                           blob_size - *hint <= kMaxTocCompressedSize + kEstargzFooterSize) {
+    tail_bytes = blob_size - *hint;
+  }
+  uint64_t tail_offset = blob_size - std::min(blob_size, tail_bytes);
   std::string tail = LAZYFS_TRY(blobs.ReadRange(layer.digest, tail_offset, blob_size - tail_offset));
   Result<uint64_t> parsed = ParseEstargzFooter(std::string_view(tail).substr(tail.size() - kEstargzFooterSize));
   if (!parsed) return Unsupported(where + ": not eStargz (" + parsed.error().message() + ")");

@@ -340,6 +340,7 @@ class Converter {
     info.blob_digest = out_.FinishDigest();
     info.diff_id = diff_hasher_.Finish();
     info.toc_digest = Sha256Of(json);
+    info.toc_offset = toc_offset;
     info.uncompressed_size = uncompressed_size_;
     return info;
   }

@@ -235,6 +235,7 @@ Result<ConvertedLayer> ConvertLayer(fetch::BlobReader& blobs, const fetch::Descr
   converted.descriptor.annotations[std::string(fetch::kAnnotationTocDigest)] = info->toc_digest.ToString();
   converted.descriptor.annotations[std::string(fetch::kAnnotationUncompressedSize)] =
       std::to_string(info->uncompressed_size);
+  converted.descriptor.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(info->toc_offset);
   converted.diff_id = info->diff_id;
   converted.source_size = layer.size;
   reporter.Done(fmt::format("{}: {} -> {} eStargz {}", label, HumanSize(layer.size), HumanSize(info->blob_size),

@@ -1,6 +1,7 @@
 // eStargz writer -> reader round trips: the blob is a valid gzip'd tar, the TOC describes it exactly, and
 // every chunk inflates from its own member to bytes matching its digest.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -327,6 +328,42 @@ TEST_CASE("eStargz: converting an eStargz layer again drops its old TOC and land
   std::vector<ListedEntry> b = ListTar(test::GunzipAll(second->first));
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i + 1 < a.size(); ++i) CHECK(a[i].name == b[i].name);
+}
+
+TEST_CASE("eStargz: the toc-offset hint reads footer and a big TOC in one request; a wrong hint costs one more") {
+  // Thousands of files with distinct contents: a TOC member bigger than the default tail read.
+  TarBuilder t;
+  for (int i = 0; i < 5000; ++i) t.File(fmt::format("d{}/file-{}", i % 50, i), Pattern(100, i) + std::to_string(i));
+  auto converted = test::Convert(t.Finish(), SmallChunks());
+  REQUIRE_MESSAGE(converted.has_value(), converted.error().ToString());
+  const auto& [blob, info] = *converted;
+  Result<uint64_t> footer = ParseEstargzFooter(std::string_view(blob).substr(blob.size() - kEstargzFooterSize));
+  REQUIRE(footer);
+  CHECK(info.toc_offset == *footer);
+  REQUIRE(blob.size() - info.toc_offset > kEstargzTailRead);
+
+  test::FakeBlobReader blobs;
+  Sha256Digest digest = blobs.Add(blob);
+  fetch::Descriptor layer = test::LayerDescriptor(digest, blob, info.toc_digest);
+  int want_reads = 2;
+  SUBCASE("no hint") {}
+  SUBCASE("the converter's hint") {
+    layer.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(info.toc_offset);
+    want_reads = 1;
+  }
+  SUBCASE("a hint past the TOC start") {
+    layer.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(info.toc_offset + 1000);
+  }
+  SUBCASE("a hint before the TOC start") {
+    layer.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(info.toc_offset - 1000);
+    want_reads = 1;
+  }
+  SUBCASE("garbage") { layer.annotations[std::string(fetch::kAnnotationTocOffset)] = "12x"; }
+  SUBCASE("past the end") { layer.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(blob.size()); }
+  Result<LayerIndex> index = ReadEstargzIndex(blobs, layer);
+  REQUIRE_MESSAGE(index.has_value(), index.error().ToString());
+  CHECK(blobs.range_reads == want_reads);
+  CHECK(index->entries.size() >= 5000);
 }
 
 TEST_CASE("eStargz: the footer writer and parser agree") {

@@ -171,6 +171,7 @@ class FakeBlobReader : public fetch::BlobReader {
     return d;
   }
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override {
+    ++range_reads;
     auto it = blobs_.find(blob);
     if (it == blobs_.end()) return NotFound("no blob");
     if (offset > it->second.size() || length > it->second.size() - offset) return Corrupt("short blob");
@@ -187,6 +188,8 @@ class FakeBlobReader : public fetch::BlobReader {
     return sink(it->second);
   }
   std::string Describe() const override { return "fake"; }
+
+  int range_reads = 0;  // ReadRange calls so far
 
  private:
   std::map<Sha256Digest, std::string> blobs_;

@@ -214,6 +214,10 @@ def _write_plain(layout, tag, packages, config):
                                        "size": msize, "annotations": {imagebuilder.REF_NAME: tag}}])
 
 
+# Bumped when `lazyfs convert` output changes (2: the dev.lazyfs.estargz.toc-offset annotation).
+CONVERT_FORMAT = 2
+
+
 def build_image(name, packages, config=None, lazyfs=None):
     """Build (or reuse) the image `name` = minbase + `packages` with image `config` (a dict of OCI
     config fields). Returns (layout_dir, tag): the eStargz layout made by `lazyfs convert` when `lazyfs`
@@ -236,10 +240,12 @@ def build_image(name, packages, config=None, lazyfs=None):
         if proc.returncode != 0:
             raise RuntimeError(f"lazyfs convert {plain} failed: {proc.stderr.strip()}")
 
-    # Keyed by the plain image's manifest too, so a rebuilt plain image never pairs with an old conversion.
+    # Keyed by the plain image's manifest too, so a rebuilt plain image never pairs with an old conversion,
+    # and by what `lazyfs convert` writes (CONVERT_FORMAT), so a conversion predating a change is redone.
     with open(os.path.join(plain, "index.json")) as f:
         plain_manifest = json.load(f)["manifests"][0]["digest"]
-    root = imagebuilder.cached_dir("debian-images", _key({"estargz": recipe, "plain_manifest": plain_manifest}), convert)
+    key = {"estargz": recipe, "plain_manifest": plain_manifest, "convert_format": CONVERT_FORMAT}
+    root = imagebuilder.cached_dir("debian-images", _key(key), convert)
     return os.path.join(root, "oci"), tag
 
 
