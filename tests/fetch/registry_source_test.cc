@@ -160,17 +160,30 @@ TEST_CASE("RegistryBlobReader: ReadRanges sends far-apart ranges as parallel req
   CHECK(reader.ReadRanges(Sha256Of("absent"), ranges, 10).error().code() == ErrorCode::kNotFound);
 }
 
+// A one-layer image for `arch` whose config and layer blobs the fake registry serves (the manifest is
+// left to the test to publish).
+struct OneLayerImage {
+  std::string config;
+  std::string layer = "layer-bytes";
+  Manifest manifest;
+  std::string manifest_json;
+};
+
+OneLayerImage PublishBlobs(Fixture& f, const std::string& arch) {
+  OneLayerImage image;
+  image.config = R"({"architecture":")" + arch + R"(","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+  f.registry.blobs[Sha256Of(image.config).ToString()] = image.config;
+  f.registry.blobs[Sha256Of(image.layer).ToString()] = image.layer;
+  image.manifest.media_type = kMediaTypeOciManifest;
+  image.manifest.config = MakeDescriptor(kMediaTypeOciConfig, image.config);
+  image.manifest.layers.push_back(MakeDescriptor(kMediaTypeOciLayerGzip, image.layer));
+  image.manifest_json = ManifestToJson(image.manifest);
+  return image;
+}
+
 TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and its verified config") {
   Fixture f;
-  std::string config = R"({"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
-  std::string layer = "layer-bytes";
-  f.registry.blobs[Sha256Of(config).ToString()] = config;
-  f.registry.blobs[Sha256Of(layer).ToString()] = layer;
-  Manifest manifest;
-  manifest.media_type = kMediaTypeOciManifest;
-  manifest.config = MakeDescriptor(kMediaTypeOciConfig, config);
-  manifest.layers.push_back(MakeDescriptor(kMediaTypeOciLayerGzip, layer));
-  std::string manifest_json = ManifestToJson(manifest);
+  auto [config, layer, manifest, manifest_json] = PublishBlobs(f, "arm64");
   Descriptor manifest_desc = MakeDescriptor(kMediaTypeOciManifest, manifest_json);
   manifest_desc.platform = Platform{"linux", "arm64", "v8"};
   Descriptor other = MakeDescriptor(kMediaTypeOciManifest, "{}");
@@ -228,15 +241,7 @@ class MapDocuments final : public DocumentCache {
 
 TEST_CASE("OpenRegistrySource: a document cache saves the manifest and config requests of a pinned reference") {
   Fixture f;
-  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
-  std::string layer = "layer-bytes";
-  f.registry.blobs[Sha256Of(config).ToString()] = config;
-  f.registry.blobs[Sha256Of(layer).ToString()] = layer;
-  Manifest manifest;
-  manifest.media_type = kMediaTypeOciManifest;
-  manifest.config = MakeDescriptor(kMediaTypeOciConfig, config);
-  manifest.layers.push_back(MakeDescriptor(kMediaTypeOciLayerGzip, layer));
-  std::string manifest_json = ManifestToJson(manifest);
+  auto [config, layer, manifest, manifest_json] = PublishBlobs(f, "amd64");
   Sha256Digest manifest_digest = Sha256Of(manifest_json);
   f.registry.manifests["v1"] = {manifest_json, std::string(kMediaTypeOciManifest)};
   f.registry.manifests[manifest_digest.ToString()] = {manifest_json, std::string(kMediaTypeOciManifest)};
