@@ -102,8 +102,12 @@ class ChunkStore {
   virtual ~ChunkStore() = default;
 
   // Copies bytes [offset, offset + length) of chunk `digest` into `dst` (which has room for `length`).
-  // Returns false if the chunk is absent; a range past the chunk's end is kInvalidArgument.
-  virtual Result<bool> ReadChunk(const Sha256Digest& digest, uint64_t offset, uint64_t length, char* dst) = 0;
+  // `chunk_size` is the size the caller's index gives the chunk: a stored chunk of another size is
+  // kCorrupt and nothing is copied (the cache is shared, so a hostile image can name another image's
+  // digest with a size of its own; the stored bytes are right, the claim is not). Returns false if the
+  // chunk is absent; a range past `chunk_size` is kInvalidArgument.
+  virtual Result<bool> ReadChunk(const Sha256Digest& digest, uint64_t chunk_size, uint64_t offset, uint64_t length,
+                                 char* dst) = 0;
   // The whole chunk, or nullopt if absent.
   virtual Result<std::optional<std::string>> GetChunk(const Sha256Digest& digest) = 0;
   // Presence only: cheap, does not verify the checksum (a damaged chunk is dropped by the next read of it).

@@ -179,13 +179,18 @@ uint64_t LmdbChunkStore::LowWater(uint64_t incoming) const {
   return max_bytes_ > margin ? max_bytes_ - margin : 0;
 }
 
-Result<bool> LmdbChunkStore::ReadChunk(const Sha256Digest& digest, uint64_t offset, uint64_t length, char* dst) {
+Result<bool> LmdbChunkStore::ReadChunk(const Sha256Digest& digest, uint64_t chunk_size, uint64_t offset,
+                                       uint64_t length, char* dst) {
   // The hot path of every FUSE read: one copy, straight from the map into the caller's buffer. The copy
   // happens inside the read transaction, and LMDB's MVCC keeps every page of this snapshot alive until the
   // transaction ends: a concurrent eviction or delete (any process) frees the pages only for writers that
   // start after we are done, so a reply in flight never sees its chunk freed under it.
   bool trusted = verified_.Contains(digest);
   Found found = LAZYFS_TRY(Lookup(env_->chunks_dbi(), digest.Raw(), trusted, [&](std::string_view data) -> Status {
+    if (data.size() != chunk_size) {
+      return Corrupt(fmt::format("chunk {} is {} bytes, but the image says {}", digest.ToString(), data.size(),
+                                 chunk_size));
+    }
     if (offset > data.size() || length > data.size() - offset) {
       return InvalidArgument(fmt::format("read [{}, +{}) past the end of chunk {} ({} bytes)", offset, length,
                                          digest.ToString(), data.size()));

@@ -75,7 +75,8 @@ class LmdbChunkStore final : public ChunkStore {
   static Result<std::unique_ptr<ChunkStore>> Create(const CacheOptions& options);
   ~LmdbChunkStore() override;
 
-  Result<bool> ReadChunk(const Sha256Digest& digest, uint64_t offset, uint64_t length, char* dst) override;
+  Result<bool> ReadChunk(const Sha256Digest& digest, uint64_t chunk_size, uint64_t offset, uint64_t length,
+                         char* dst) override;
   Result<std::optional<std::string>> GetChunk(const Sha256Digest& digest) override;
   Result<bool> HasChunk(const Sha256Digest& digest) override;
   Status PutChunk(const Sha256Digest& digest, std::string_view data) override;

@@ -33,6 +33,19 @@ HostLocks TakeHostLocks(cache::ChunkStore& store, std::vector<const ChunkRef*>& 
   return locks;
 }
 
+// Every path that hands out a chunk's bytes (a fetch, a flight another reader led, the cache, a batch)
+// goes through this before they are copied: the bytes of a digest are fixed, but the size a TOC claims for
+// it is not, and a chunk shared by digest across images must never be served as longer or shorter than
+// it is (copying the claimed length would serve heap memory).
+Result<std::shared_ptr<const std::string>> SizedAs(Result<std::shared_ptr<const std::string>> bytes,
+                                                   const ChunkRef& chunk) {
+  if (bytes && (*bytes)->size() != chunk.size) {
+    return Corrupt(fmt::format("chunk {} is {} bytes, but the image says {}", chunk.digest.ToString(),
+                               (*bytes)->size(), chunk.size));
+  }
+  return bytes;
+}
+
 }  // namespace
 
 ChunkReader::ChunkReader(cache::ChunkStore& store, std::vector<LayerSource> layers, LayerRestreamer restream)
@@ -61,17 +74,23 @@ Status ChunkReader::Read(uint32_t layer, const std::vector<ChunkRef>& chunks, ui
     uint64_t in_chunk = offset - chunk.file_offset;
     uint64_t n = std::min(end, chunk.file_offset + chunk.size) - offset;
     // A chunk this read already fetched is a miss served from memory, not a cache hit.
-    Result<bool> hit =
-        batch.contains(chunk.digest) ? Result<bool>(false) : store_.ReadChunk(chunk.digest, in_chunk, n, dst);
+    Result<bool> hit = batch.contains(chunk.digest) ? Result<bool>(false)
+                                                    : store_.ReadChunk(chunk.digest, chunk.size, in_chunk, n, dst);
     if (hit && *hit) {
       counters_.chunk_hits.fetch_add(1, std::memory_order_relaxed);
       if (outcome) ++outcome->chunk_hits;
     } else {
+      // kCorrupt: the cache holds this digest under another size, so this image's claim is false; fetching
+      // again cannot make it true.
+      if (!hit && hit.error().code() == ErrorCode::kCorrupt) {
+        counters_.errors.fetch_add(1, std::memory_order_relaxed);
+        return std::move(hit).error().Context(Where(layer, chunk));
+      }
       if (!hit) LogWarn("cache read of {} failed, fetching again: {}", chunk.digest.Short(), hit.error().ToString());
       counters_.chunk_misses.fetch_add(1, std::memory_order_relaxed);
       if (outcome) ++outcome->chunk_misses;
       counters_.misses_in_flight.fetch_add(1, std::memory_order_relaxed);
-      Result<ChunkBytes> bytes = FetchForRead(layer, it, chunks.end(), end, batch);
+      Result<ChunkBytes> bytes = SizedAs(FetchForRead(layer, it, chunks.end(), end, batch), chunk);
       counters_.misses_in_flight.fetch_sub(1, std::memory_order_relaxed);
       if (!bytes) {
         counters_.errors.fetch_add(1, std::memory_order_relaxed);
@@ -98,6 +117,7 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchOnce(uint32_t layer, const Chu
   bool leader = false;
   {
     std::lock_guard lock(mu_);
+    if (std::optional<Error> failed = RecentFailureLocked(chunk.digest)) return *std::move(failed);
     auto [it, fresh] = inflight_.try_emplace(chunk.digest);
     if (fresh) it->second = std::make_shared<Inflight>();
     flight = it->second;
@@ -117,8 +137,34 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchOnce(uint32_t layer, const Chu
   {
     std::lock_guard lock(mu_);
     inflight_.erase(chunk.digest);
+    if (!result) RememberFailureLocked(chunk.digest, result.error());
   }
   return result;
+}
+
+std::optional<Error> ChunkReader::RecentFailureLocked(const Sha256Digest& digest) {
+  auto it = recent_failures_.find(digest);
+  if (it == recent_failures_.end()) return std::nullopt;
+  if (std::chrono::steady_clock::now() >= it->second.until) {
+    recent_failures_.erase(it);
+    return std::nullopt;
+  }
+  Error error = it->second.error;  // a copy: the remembered one stays as it was
+  return std::move(error).Context(fmt::format("fetch failed less than {} s ago", kFailureMemory.count()));
+}
+
+void ChunkReader::RememberFailureLocked(const Sha256Digest& digest, const Error& error) {
+  // Bytes that failed verification say nothing of the next answer, and a lying TOC entry (a digest with
+  // the wrong size) must not make the honest entries of that digest fail: only the source's failures
+  // (unreachable, timed out, gone) stand in for the next fetches.
+  if (error.code() == ErrorCode::kCorrupt) return;
+  auto now = std::chrono::steady_clock::now();
+  // A dead registry fails every chunk a workload touches: keep the map small by dropping what expired.
+  constexpr size_t kPruneAbove = 4096;
+  if (recent_failures_.size() >= kPruneAbove) {
+    std::erase_if(recent_failures_, [&](const auto& entry) { return now >= entry.second.until; });
+  }
+  recent_failures_.insert_or_assign(digest, RecentFailure{now + kFailureMemory, error});
 }
 
 Result<ChunkReader::ChunkBytes> ChunkReader::FetchHostWide(uint32_t layer, const ChunkRef& chunk) {
@@ -133,7 +179,7 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchHostWide(uint32_t layer, const
   }
   // Another process may have stored it while we waited, or just before we asked.
   if (std::optional<std::string> cached = LAZYFS_TRY(store_.GetChunk(chunk.digest))) {
-    return std::make_shared<const std::string>(std::move(*cached));
+    return SizedAs(std::make_shared<const std::string>(std::move(*cached)), chunk);
   }
   return FetchAndVerify(layer, chunk);
 }
@@ -146,7 +192,7 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchAndVerify(uint32_t layer, cons
     LAZYFS_TRY(restream_(layer));
     std::optional<std::string> data = LAZYFS_TRY(store_.GetChunk(chunk.digest));
     if (!data) return NotFound("chunk missing from the cache even after streaming its layer again");
-    return std::make_shared<const std::string>(std::move(*data));
+    return SizedAs(std::make_shared<const std::string>(std::move(*data)), chunk);
   }
   auto fetch_started = std::chrono::steady_clock::now();
   std::string member = LAZYFS_TRY(source.blobs->ReadRange(source.descriptor.digest, chunk.blob_offset, chunk.blob_length));
@@ -208,9 +254,14 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchForRead(uint32_t layer, std::v
 ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<const ChunkRef*> candidates) {
   HostLocks host_locks = TakeHostLocks(store_, candidates);
   std::vector<std::pair<const ChunkRef*, std::shared_ptr<Inflight>>> led;
+  GroupResults results;
   {
     std::lock_guard lock(mu_);
     for (const ChunkRef* c : candidates) {
+      if (std::optional<Error> failed = RecentFailureLocked(c->digest)) {
+        results.emplace_back(c, *std::move(failed));
+        continue;
+      }
       auto [slot, fresh] = inflight_.try_emplace(c->digest);
       if (!fresh) continue;  // another thread (or an equal chunk earlier in this group) fetches it
       slot->second = std::make_shared<Inflight>();
@@ -221,7 +272,6 @@ ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<co
   std::erase_if(host_locks, [&](const auto& held) {
     return std::none_of(led.begin(), led.end(), [&](const auto& l) { return l.first->digest == held.first; });
   });
-  GroupResults results;
   if (led.empty()) return results;
   const LayerSource& source = layers_[layer];
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -235,7 +285,7 @@ ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<co
     counters_.fetched_bytes.fetch_add(bytes, std::memory_order_relaxed);
     if (fetch_listener_) fetch_listener_(layer, bytes, std::chrono::steady_clock::now() - fetch_started);
   }
-  results.reserve(led.size());
+  results.reserve(results.size() + led.size());
   for (size_t i = 0; i < led.size(); ++i) {
     const auto& [c, flight] = led[i];
     Result<ChunkBytes> result = members ? VerifyAndStore(*c, (*members)[i]) : Result<ChunkBytes>(members.error());
@@ -247,6 +297,7 @@ ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<co
     {
       std::lock_guard lock(mu_);
       inflight_.erase(c->digest);
+      if (!result) RememberFailureLocked(c->digest, result.error());
     }
     results.emplace_back(c, std::move(result));
   }

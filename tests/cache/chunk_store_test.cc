@@ -84,7 +84,7 @@ TEST_CASE("ChunkStore: ReadChunk copies the requested range") {
   SUBCASE("whole") { offset = 0, length = data.size(); }
   SUBCASE("empty at the end") { offset = data.size(), length = 0; }
   std::string dst(length, '\0');
-  auto found = store->ReadChunk(digest, offset, length, dst.data());
+  auto found = store->ReadChunk(digest, data.size(), offset, length, dst.data());
   REQUIRE(found);
   CHECK(*found);
   CHECK(dst == data.substr(offset, length));
@@ -102,9 +102,33 @@ TEST_CASE("ChunkStore: ReadChunk past the end of a chunk is kInvalidArgument") {
   SUBCASE("runs over the end") { offset = 900, length = 101; }
   SUBCASE("starts past the end") { offset = 1001, length = 0; }
   SUBCASE("offset + length overflows") { offset = UINT64_MAX, length = 2; }
-  auto found = store->ReadChunk(digest, offset, length, dst.data());
+  auto found = store->ReadChunk(digest, data.size(), offset, length, dst.data());
   REQUIRE_FALSE(found);
   CHECK(found.error().code() == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("ChunkStore: ReadChunk of a stored chunk under another size is kCorrupt and copies nothing") {
+  // A hostile image may name another image's digest with a size of its own: the cache must not serve
+  // the stored bytes as if they had the claimed length.
+  TempDir dir;
+  auto store = OpenStore(dir.path);
+  std::string data = "hello";
+  Sha256Digest digest = Sha256Of(data);
+  REQUIRE(store->PutChunk(digest, data));
+  std::string dst(3000, 'x');
+  uint64_t claimed = 0;
+  SUBCASE("longer") { claimed = 3000; }
+  SUBCASE("shorter") { claimed = 3; }
+  auto found = store->ReadChunk(digest, claimed, 0, std::min<uint64_t>(claimed, 3), dst.data());
+  REQUIRE_FALSE(found);
+  CHECK(found.error().code() == ErrorCode::kCorrupt);
+  CHECK(dst == std::string(3000, 'x'));
+  // The chunk itself is fine and stays for the images that name it rightly.
+  std::string right(data.size(), '\0');
+  auto again = store->ReadChunk(digest, data.size(), 0, data.size(), right.data());
+  REQUIRE(again);
+  CHECK(*again);
+  CHECK(right == data);
 }
 
 TEST_CASE("ChunkStore: an absent chunk is false or nullopt, not an error") {
@@ -112,7 +136,7 @@ TEST_CASE("ChunkStore: an absent chunk is false or nullopt, not an error") {
   auto store = OpenStore(dir.path);
   Sha256Digest digest = Sha256Of("never stored");
   char byte = 0;
-  auto read = store->ReadChunk(digest, 0, 1, &byte);
+  auto read = store->ReadChunk(digest, 1, 0, 1, &byte);
   REQUIRE(read);
   CHECK_FALSE(*read);
   auto got = store->GetChunk(digest);
@@ -242,7 +266,7 @@ TEST_CASE("ChunkStore: a corrupted stored value is dropped and reported absent")
     REQUIRE(store->PutChunk(digest, data));
     REQUIRE(CorruptOnDisk(dir.path, marker) == 1);
     char byte = 0;
-    auto read = store->ReadChunk(digest, 0, 1, &byte);
+    auto read = store->ReadChunk(digest, data.size(), 0, 1, &byte);
     REQUIRE(read);
     CHECK_FALSE(*read);
   }
@@ -516,7 +540,7 @@ TEST_CASE("ChunkStore: many threads put and read at once") {
         Sha256Digest digest = Sha256Of(data);
         if (!store->PutChunk(digest, data)) ++failures;
         std::string back(data.size(), '\0');
-        auto read = store->ReadChunk(digest, 0, back.size(), back.data());
+        auto read = store->ReadChunk(digest, data.size(), 0, back.size(), back.data());
         if (!read || !*read || back != data) ++failures;
       }
     });

@@ -53,7 +53,7 @@ bool Has(ChunkStore& store, const std::string& data) {
 
 bool Read(ChunkStore& store, const std::string& data) {
   char buf[16];
-  auto read = store.ReadChunk(Sha256Of(data), 0, sizeof buf, buf);
+  auto read = store.ReadChunk(Sha256Of(data), data.size(), 0, sizeof buf, buf);
   REQUIRE(read);
   return *read;
 }
@@ -235,7 +235,7 @@ TEST_CASE("Eviction: concurrent readers never see wrong bytes while a tiny cap f
       for (int round = 0; round < 200; ++round) {
         const std::string& data = chunks[(round * 7 + t * 13) % chunks.size()];
         Sha256Digest d = Sha256Of(data);
-        auto hit = s->ReadChunk(d, 0, kChunk, buf.data());
+        auto hit = s->ReadChunk(d, data.size(), 0, kChunk, buf.data());
         if (!hit) bad = true;
         if (hit && *hit && buf != data) bad = true;
         if (hit && !*hit && !s->PutChunk(d, data)) bad = true;

@@ -3,6 +3,7 @@
 // neighbour is neither cached nor served, WarmGroup and the prefetcher's windows fetch many chunks per call.
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <mutex>
 
 #include "cache/chunk_store.h"
@@ -24,6 +25,7 @@ class RecordingBlobReader : public fetch::BlobReader {
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override {
     std::lock_guard lock(mu_);
     ++calls_;
+    if (failing_) return Error(ErrorCode::kNetwork, "registry down", /*retryable=*/true);
     ranges_.emplace_back(offset, length);
     return Slice(blob, offset, length);
   }
@@ -31,6 +33,7 @@ class RecordingBlobReader : public fetch::BlobReader {
                                               const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override {
     std::lock_guard lock(mu_);
     ++calls_;
+    if (failing_) return Error(ErrorCode::kNetwork, "registry down", /*retryable=*/true);
     std::vector<std::string> out;
     for (const auto& [offset, length] : ranges) {
       ranges_.emplace_back(offset, length);
@@ -45,6 +48,10 @@ class RecordingBlobReader : public fetch::BlobReader {
   std::string Describe() const override { return "recording"; }
 
   const Sha256Digest& digest() const { return digest_; }
+  void SetFailing(bool failing) {
+    std::lock_guard lock(mu_);
+    failing_ = failing;
+  }
   size_t calls() {
     std::lock_guard lock(mu_);
     return calls_;
@@ -66,6 +73,7 @@ class RecordingBlobReader : public fetch::BlobReader {
   const Sha256Digest digest_;
   std::mutex mu_;
   size_t calls_ = 0;                                   // guarded by mu_
+  bool failing_ = false;                               // guarded by mu_
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // guarded by mu_
 };
 
@@ -105,8 +113,9 @@ struct Fixture {
   BlobOrder order;
   std::unique_ptr<ChunkReader> reader;
 
-  explicit Fixture(int files, int corrupt = -1)
-      : layer(files, corrupt),
+  // `edit` changes the layer's index (not its blob) before the tree is built: a lying TOC.
+  explicit Fixture(int files, int corrupt = -1, const std::function<void(Layer&)>& edit = nullptr)
+      : layer(Edited(Layer(files, corrupt), edit)),
         tree(UnionTree::Build({layer.index}, [](uint32_t, const std::string&, const std::string&) {})),
         blobs(layer.blob) {
     cache::CacheOptions options;
@@ -119,6 +128,11 @@ struct Fixture {
     reader = std::make_unique<ChunkReader>(*store, std::vector<LayerSource>{{&blobs, d, true}},
                                            [](uint32_t) { return Internal("no plain layers here"); });
     order = BlobOrder::Build(tree, 1);
+  }
+
+  static Layer Edited(Layer l, const std::function<void(Layer&)>& edit) {
+    if (edit) edit(l);
+    return l;
   }
 
   const Node& File(int i) const { return *tree.Find(*tree.Resolve(fmt::format("f{:02}", i))); }
@@ -252,6 +266,71 @@ TEST_CASE("Prefetcher: a plan of small chunks goes out in windows, not one reque
   // 100 chunks, windows of Prefetcher's 64: two batch calls.
   CHECK(f.blobs.calls() == 2);
   for (int i = 0; i < 100; ++i) CHECK(f.Cached(i));
+}
+
+}  // namespace lazyfs::fs
+
+namespace lazyfs::fs {
+
+TEST_CASE("ChunkReader: a chunk named with another size than its digest's bytes is kCorrupt, never heap bytes") {
+  // f01 names f00's chunk digest but claims 3000 bytes; f02 has f00's chunk and then the same digest
+  // again claiming 3000 bytes (one Read: the second comes from the read's own batch).
+  Fixture f(3, -1, [](Layer& l) {
+    ChunkRef real = l.index.entries[0].chunks[0];
+    LayerEntry& liar = l.index.entries[1];
+    liar.size = 3000;
+    liar.chunks = {ChunkRef{0, 3000, real.digest, real.blob_offset, real.blob_length}};
+    LayerEntry& twice = l.index.entries[2];
+    twice.size = real.size + 3000;
+    twice.chunks = {real, ChunkRef{real.size, 3000, real.digest, real.blob_offset, real.blob_length}};
+  });
+  auto read_into_poisoned = [&](int i) {
+    std::string out(f.File(i).size, 'z');
+    Status read = f.reader->Read(f.File(i).layer, f.File(i).chunks, 0, out.size(), out.data());
+    return std::make_pair(read, out);
+  };
+  SUBCASE("the chunk is in the cache") {
+    CHECK(f.ReadFile(0).value() == Content(0));
+    auto [read, out] = read_into_poisoned(1);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code() == ErrorCode::kCorrupt);
+    CHECK(read.error().ToString().find("the image says 3000") != std::string::npos);
+    CHECK(out == std::string(3000, 'z'));
+  }
+  SUBCASE("the chunk is fetched for the liar") {
+    auto [read, out] = read_into_poisoned(1);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code() == ErrorCode::kCorrupt);
+    CHECK(out == std::string(3000, 'z'));
+    CHECK(f.ReadFile(0).value() == Content(0));  // the honest file still reads
+  }
+  SUBCASE("twice in one read") {
+    auto [read, out] = read_into_poisoned(2);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code() == ErrorCode::kCorrupt);
+    CHECK(out.substr(Content(0).size()) == std::string(3000, 'z'));
+  }
+}
+
+TEST_CASE("ChunkReader: a chunk whose fetch just failed fails again at once, without a new request") {
+  // The kernel retries a failed readahead with a one-page read: a new fetch would give it a new deadline.
+  Fixture f(6);
+  f.blobs.SetFailing(true);
+  Result<std::string> first = f.ReadFile(3);
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code() == ErrorCode::kNetwork);
+  CHECK(f.blobs.calls() == 1);
+  f.blobs.SetFailing(false);
+  Result<std::string> again = f.ReadFile(3);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code() == ErrorCode::kNetwork);
+  CHECK(again.error().ToString().find("failed less than") != std::string::npos);
+  CHECK(f.blobs.calls() == 1);
+  std::vector<const ChunkRef*> group = {&f.File(3).chunks[0]};
+  CHECK(f.reader->WarmGroup(0, group).failed == 1);  // prefetch does not try it either
+  CHECK(f.blobs.calls() == 1);
+  CHECK(f.ReadFile(4).value() == Content(4));  // other chunks are fetched as usual
+  CHECK(f.blobs.calls() == 2);
 }
 
 }  // namespace lazyfs::fs

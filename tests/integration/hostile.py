@@ -369,6 +369,38 @@ def make_absurd_size(layout):
     return _image(layout, estargz_layer(layer))
 
 
+HELLO = b"hello"
+
+
+def _claim_digest_of_hello(size):
+    def claim(e):
+        e.update(size=size, chunkDigest=sha256_tag(HELLO))
+    return claim
+
+
+def make_digest_size_lie(layout):
+    # Two entries name the digest of files/hello (5 bytes) with sizes of their own. The cache is keyed by
+    # digest and shared by every image on the host, so after files/hello is read a lying entry finds
+    # "its" chunk there: serving the claimed length would copy heap memory after the 5 real bytes.
+    liars = {"files/liar-3000": 3000, "files/liar-4m": 4 << 20}
+    extra = [ib.regular("files/hello", HELLO)] + [ib.regular(p, b"x" * 3000) for p in liars]
+
+    def mutate(entries):
+        for path, size in liars.items():
+            _edit_entries(path, _claim_digest_of_hello(size))(entries)
+    return _image(layout, estargz_layer(_estargz(extra, mutate_toc=mutate)))
+
+
+HUGE_CHUNK = 32 << 20
+
+
+def make_huge_chunk(layout):
+    # A valid chunk bigger than a reader will inflate at once (zeros: ~32 KiB compressed). Inflating it
+    # whole for a small read would cost its size in memory and in cache; the layer is read whole instead.
+    extra = [ib.regular("files/zeros", bytes(HUGE_CHUNK))]
+    return _image(layout, estargz_layer(EStargzLayer(good_entries(extra), chunk_size=HUGE_CHUNK).build()))
+
+
 def make_dotdot_estargz(layout):
     extra = []
     for name, data in (("../escape-dotdot", b"escaped\n"), ("/abs-file", b"absolute\n"),
@@ -449,6 +481,14 @@ CASES = [
          "reads as EIO or the TOC is refused and the layer read whole", make_absurd_size,
          ["eio", "fallback"], bad=["files/huge"], cause=r"size|short|eof|range|mismatch|invalid|large|digest",
          expected={"files/huge": b"not huge at all\n"}),
+    Case("digest-size-lie", "two TOC entries name the 5-byte chunk of files/hello with sizes 3000 and "
+         "4 MiB: EIO, never the 5 bytes plus heap memory", make_digest_size_lie, ["eio"],
+         bad=["files/liar-3000", "files/liar-4m"], cause=r"bytes, but the image says|digest|corrupt",
+         good={**expected_good(), "files/hello": HELLO}),
+    Case("huge-chunk", "a valid 32 MiB chunk of zeros, past the chunk size limit: the TOC is refused and "
+         "the layer read whole (small chunks), so a small read never inflates 32 MiB", make_huge_chunk,
+         ["fallback"], bad=["files/zeros"], cause=r"exceeds the \d+ byte limit",
+         expected={"files/zeros": bytes(HUGE_CHUNK)}),
     Case("dotdot-estargz", "TOC and tar names '../x', '/x' and 'a/../../x'", make_dotdot_estargz,
          ["sanitized"]),
     Case("duplicate-entries", "the same file twice in one layer: the later entry wins, as in tar",
