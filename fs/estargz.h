@@ -29,9 +29,17 @@ inline constexpr std::string_view kNoPrefetchLandmark = ".no.prefetch.landmark";
 inline constexpr uint64_t kEstargzTailRead = 256 << 10;
 inline constexpr uint64_t kMaxTocCompressedSize = 256 << 20;
 
-// Upper bound for one chunk's uncompressed size: a hostile TOC must not make a reader allocate terabytes.
-// Real producers use 4 MiB (ctr-remote) or our own chunk_size.
-inline constexpr uint64_t kMaxEstargzChunkSize = uint64_t{1} << 30;
+// Upper bound for one chunk's uncompressed size. A chunk is inflated, verified and stored whole, so this
+// bounds the memory and the cache bytes one small read can cost (a valid 1 GiB chunk of zeros is about
+// 1 MB compressed). Real producers use 4 MiB (ctr-remote) or our own chunk_size; a TOC with bigger chunks
+// is unusable, and its layer takes the whole-layer path, which cuts chunks of its own size.
+inline constexpr uint64_t kMaxEstargzChunkSize = uint64_t{16} << 20;
+
+// The most blob bytes a chunk of `size` uncompressed bytes is read from: deflate's worst case (stored
+// blocks, 5 bytes per 64 KiB) plus a gzip header and trailer, with room to spare. A chunk's span in the
+// blob runs to the next member start, which a hostile TOC can put gigabytes away; one read must not fetch
+// them.
+inline constexpr uint64_t MaxMemberSpan(uint64_t size) { return size + size / 256 + (uint64_t{64} << 10); }
 
 // Parses the 51-byte footer; returns the TOC's offset in the blob. kCorrupt if it is not an eStargz footer.
 Result<uint64_t> ParseEstargzFooter(std::string_view footer);

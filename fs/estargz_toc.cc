@@ -251,7 +251,7 @@ Result<std::vector<ChunkRef>> ResolveChunks(const PendingFile& file, const std::
     auto next = std::upper_bound(starts.begin(), starts.end(), c.offset);
     uint64_t end = next == starts.end() ? toc_offset : *next;
     refs.push_back(ChunkRef{.file_offset = c.chunk_offset, .size = size, .digest = c.digest,
-                            .blob_offset = c.offset, .blob_length = end - c.offset});
+                            .blob_offset = c.offset, .blob_length = std::min(end - c.offset, MaxMemberSpan(size))});
     expected += size;
   }
   if (expected != file.size) {

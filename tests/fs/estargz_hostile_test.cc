@@ -139,6 +139,31 @@ TEST_CASE("eStargz: a hostile TOC is rejected with the entry and the reason") {
   }
 }
 
+TEST_CASE("eStargz: a chunk's blob span is bounded by its size, however far the next member starts") {
+  // The span runs to the next member start, which a hostile TOC can put a terabyte away: one small read
+  // must not fetch (and hold) that much.
+  uint64_t toc_offset = uint64_t{1} << 40;
+  Result<LayerIndex> index = ParseEstargzToc(
+      Toc(R"({"name":"f","type":"reg","size":5,"offset":100,"chunkDigest":")" + kDigestA + R"("})"), toc_offset);
+  REQUIRE_MESSAGE(index.has_value(), index.error().ToString());
+  const ChunkRef& chunk = index->entries[0].chunks[0];
+  CHECK(chunk.blob_offset == 100);
+  CHECK(chunk.blob_length == MaxMemberSpan(5));
+  CHECK(chunk.blob_length < (uint64_t{1} << 20));
+}
+
+TEST_CASE("eStargz: a chunk past the size limit makes the TOC unusable") {
+  uint64_t size = kMaxEstargzChunkSize + 1;
+  Result<LayerIndex> index = ParseEstargzToc(
+      Toc(R"({"name":"f","type":"reg","size":)" + std::to_string(size) + R"(,"offset":100,"chunkDigest":")" +
+          kDigestA + R"("})"),
+      uint64_t{1} << 40);
+  REQUIRE_FALSE(index);
+  CHECK(index.error().code() == ErrorCode::kCorrupt);
+  CHECK(index.error().ToString().find("exceeds the") != std::string::npos);
+  CHECK(InflateChunk("anything", size).error().code() == ErrorCode::kCorrupt);
+}
+
 TEST_CASE("eStargz: a bad footer is an error, and no footer means not eStargz") {
   std::string footer = MakeEstargzFooter(1234);
   CHECK(ParseEstargzFooter(footer.substr(0, 50)).error().code() == ErrorCode::kCorrupt);
