@@ -1,10 +1,14 @@
 #include "common/fd.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstdlib>
+
+#include <fmt/format.h>
 
 namespace lazyfs {
 
@@ -42,6 +46,42 @@ Result<std::string> ReadWholeFile(const std::string& path) {
   UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDONLY));
   uint64_t size = LAZYFS_TRY(FileSize(fd.get(), path));
   return PreadExact(fd.get(), 0, size, path);
+}
+
+Result<std::string> ReadPseudoFile(const std::string& path) {
+  UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDONLY));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "read " + path);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+Result<std::string> ReadFileInRoot(const std::string& root, const std::string& path, uint64_t max_bytes) {
+  std::string what = path + " in " + root;
+  UniqueFd dir = LAZYFS_TRY(OpenFile(root, O_RDONLY | O_DIRECTORY | O_PATH));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever (and glibc 2.36 has
+  // no openat2 wrapper).
+  open_how how{};
+  how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  std::string relative = path;
+  while (!relative.empty() && relative.front() == '/') relative.erase(0, 1);
+  int fd = static_cast<int>(::syscall(SYS_openat2, dir.get(), relative.c_str(), &how, sizeof how));
+  if (fd < 0) return PosixError(errno, "open " + what);
+  UniqueFd file(fd);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) return PosixError(errno, "stat " + what);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(what + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return InvalidArgument(fmt::format("{} is {} bytes, more than the {} this file may have", what, st.st_size,
+                                       max_bytes));
+  }
+  return PreadExact(file.get(), 0, static_cast<uint64_t>(st.st_size), what);
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& what) {

@@ -47,6 +47,14 @@ Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode = 0644);
 Result<std::string> PreadExact(int fd, uint64_t offset, uint64_t length, const std::string& what);
 Result<uint64_t> FileSize(int fd, const std::string& what);
 Result<std::string> ReadWholeFile(const std::string& path);
+// Reads a kernel pseudo-file to its end (/proc, cgroupfs: they report size 0 or 4096, so ReadWholeFile's
+// fstat size is useless).
+Result<std::string> ReadPseudoFile(const std::string& path);
+// Reads `path` as resolved inside the directory tree `root` (openat2 RESOLVE_IN_ROOT: absolute symlinks
+// and ".." stay inside `root`), for files an untrusted tree (an image's rootfs) names. Never blocks on a
+// FIFO or device: only a regular file of at most `max_bytes` is read, else kInvalidArgument naming it. A
+// missing file is kNotFound.
+Result<std::string> ReadFileInRoot(const std::string& root, const std::string& path, uint64_t max_bytes);
 // Writes all of `data` to `fd` (retrying short writes and EINTR); `what` names the file in errors.
 Status WriteAll(int fd, std::string_view data, const std::string& what);
 // The directory for temporary files: $TMPDIR if set, else /tmp.

@@ -237,7 +237,7 @@ Result<nlohmann::json> BuildRuntimeSpec(const ImageConfig& image, const RunOptio
       {"cwd", cwd},
       {"capabilities",
        {{"bounding", caps}, {"effective", effective}, {"permitted", effective}, {"inheritable", json::array()}}},
-      {"noNewPrivileges", false},
+      {"noNewPrivileges", !run.allow_setuid},
   };
   if (!user.additional_gids.empty()) process["user"]["additionalGids"] = user.additional_gids;
 

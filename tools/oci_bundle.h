@@ -71,6 +71,10 @@ struct RunOptions {
   std::string cgroups_path;                    // e.g. "/lazyfs/<sandbox-id>"
   std::string init_path;                       // host path of a static init (tini); empty: none
   std::string resolv_conf;                     // host resolv.conf bound read-only with host_network; empty: none
+  // --allow-setuid: setuid/setgid files and file capabilities raise privileges, as in Docker. Off by
+  // default: the container's processes run with no_new_privs (and the rootfs nosuid), so `-u nobody`
+  // stays nobody whatever setuid-root binary the image ships.
+  bool allow_setuid = false;
 };
 
 // The mount point of the init inside the container (on the /dev tmpfs, so the image is untouched).

@@ -312,8 +312,10 @@ class ImageUse {
 
 class SandboxFiles {
  public:
-  // Creates the temp dir with upper/, work/ and merged/ and mounts the overlay on merged/.
-  static Result<std::unique_ptr<SandboxFiles>> Create(const std::string& id, const std::string& lower) {
+  // Creates the temp dir with upper/, work/ and merged/ and mounts the overlay on merged/ (nosuid unless
+  // `allow_setuid`).
+  static Result<std::unique_ptr<SandboxFiles>> Create(const std::string& id, const std::string& lower,
+                                                      bool allow_setuid) {
     std::string dir = SandboxDir(id);
     if (::mkdir(dir.c_str(), 0700) != 0) return PosixError(errno, "mkdir " + dir);
     std::unique_ptr<SandboxFiles> files(new SandboxFiles(dir));
@@ -321,7 +323,8 @@ class SandboxFiles {
       if (::mkdir((dir + "/" + sub).c_str(), 0755) != 0) return PosixError(errno, "mkdir " + dir + "/" + sub);
     }
     std::string data = "lowerdir=" + lower + ",upperdir=" + dir + "/upper,workdir=" + dir + "/work";
-    if (::mount("overlay", files->merged().c_str(), "overlay", 0, data.c_str()) != 0) {
+    unsigned long flags = allow_setuid ? 0 : MS_NOSUID;
+    if (::mount("overlay", files->merged().c_str(), "overlay", flags, data.c_str()) != 0) {
       return PosixError(errno, "mount overlay on " + files->merged() + " (" + data + ")");
     }
     files->mounted_ = true;
@@ -503,20 +506,6 @@ class Container {
   bool created_ = false;
 };
 
-// Reads a kernel pseudo-file (cgroupfs reports size 0 or 4096, so ReadWholeFile's fstat size is useless).
-Result<std::string> ReadPseudoFile(const std::string& path) {
-  UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDONLY));
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "read " + path);
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
 // Reads the OOM-kill count of the container's memory cgroup (v1 memory.oom_control or v2
 // memory.events), before `crun delete` removes it.
 uint64_t OomKills(const std::string& cgroups_path) {
@@ -532,9 +521,15 @@ uint64_t OomKills(const std::string& cgroups_path) {
   return 0;
 }
 
-std::string ReadOrEmpty(const std::string& path) {
-  Result<std::string> text = ReadWholeFile(path);
-  return text ? *text : std::string();
+// The image's /etc/passwd or /etc/group, resolved inside the rootfs: an image's absolute symlink must not
+// hand us a host file, nor a FIFO hang the run before its signals are watched. Absent is empty, as in
+// Docker; anything else that is not a small regular file fails the run.
+Result<std::string> ReadUserDatabase(const std::string& rootfs, const std::string& path) {
+  constexpr uint64_t kMaxUserDatabase = 16 << 20;
+  Result<std::string> text = ReadFileInRoot(rootfs, path, kMaxUserDatabase);
+  if (!text && text.error().code() == ErrorCode::kNotFound) return std::string();
+  if (!text) return std::move(text).error().Context("the image's user database");
+  return text;
 }
 
 // Makes a relative oci: path absolute: the mount daemon resolves it after chdir("/").
@@ -568,6 +563,7 @@ Result<Prepared> Prepare(const RunCommandOptions& options) {
   p.run.host_network = options.network == "host";
   if (p.run.host_network && ::access("/etc/resolv.conf", R_OK) == 0) p.run.resolv_conf = "/etc/resolv.conf";
   p.run.workdir = options.workdir;
+  p.run.allow_setuid = options.allow_setuid;
   if (!options.memory.empty()) p.run.memory_bytes = LAZYFS_TRY(ParseByteSize(options.memory));
   if (options.cpus > 0) p.run.cpus = options.cpus;
   if (options.pids > 0) p.run.pids = options.pids;
@@ -608,14 +604,14 @@ Result<ExitStatus> RunSandbox(const RunCommandOptions& options, ImageResolver re
   record.started = static_cast<int64_t>(std::time(nullptr));
   record.dir = SandboxDir(id);
   std::unique_ptr<RecordFile> record_file = LAZYFS_TRY(RecordFile::Write(record));
-  std::unique_ptr<SandboxFiles> files = LAZYFS_TRY(SandboxFiles::Create(id, image->rootfs()));
+  std::unique_ptr<SandboxFiles> files = LAZYFS_TRY(SandboxFiles::Create(id, image->rootfs(), options.allow_setuid));
 
   p.run.rootfs = files->merged();
   p.run.hostname = "lazyfs-" + id.substr(0, 8);
   p.run.cgroups_path = "/lazyfs/" + id;
   std::string user_spec = options.user.empty() ? config.user : options.user;
-  UserIds user = LAZYFS_TRY(ResolveUser(user_spec, ReadOrEmpty(files->merged() + "/etc/passwd"),
-                                        ReadOrEmpty(files->merged() + "/etc/group")));
+  UserIds user = LAZYFS_TRY(ResolveUser(user_spec, LAZYFS_TRY(ReadUserDatabase(files->merged(), "/etc/passwd")),
+                                        LAZYFS_TRY(ReadUserDatabase(files->merged(), "/etc/group"))));
   json spec = LAZYFS_TRY(BuildRuntimeSpec(config, p.run, user));
   LAZYFS_TRY(WriteFileAtomic(files->dir() + "/config.json", spec.dump(2) + "\n"));
 
@@ -705,6 +701,9 @@ void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve) {
   cmd->add_option("--network", o->network, "none (own namespace, loopback only) or host")->capture_default_str();
   cmd->add_option("--workdir,-w", o->workdir, "working directory in the container");
   cmd->add_option("--user,-u", o->user, "USER[:GROUP] or UID[:GID]");
+  cmd->add_flag("--allow-setuid", o->allow_setuid,
+                "let setuid/setgid files and file capabilities raise privileges, as Docker does (default: the "
+                "processes run with no_new_privs on a nosuid rootfs)");
   // The image mount's settings: used only when this run mounts the image (no live mount serves it).
   cmd->add_option("--cache-dir", o->cache_dir, "shared chunk cache for a new mount ($LAZYFS_CACHE_DIR)")->capture_default_str();
   cmd->add_option("--log-file", o->log_file, "log file of a new mount daemon");

@@ -54,6 +54,7 @@ struct RunCommandOptions {
   double keep_mount_seconds = 60;    // the mount's idle timeout; 0: the last sandbox unmounts it
   bool init = true;                  // run tini as PID 1 when installed
   double stop_timeout = 10;          // seconds from a forwarded SIGTERM/SIGINT to SIGKILL
+  bool allow_setuid = false;         // setuid files raise privileges (Docker's default); see RunOptions
 };
 
 // What `lazyfs ps` shows of one sandbox.

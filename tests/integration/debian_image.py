@@ -249,6 +249,35 @@ def build_image(name, packages, config=None, lazyfs=None):
     return os.path.join(root, "oci"), tag
 
 
+def with_layer(layout, tag, entries, out_layout):
+    """A copy of image `layout:tag` with one more plain tar+gzip layer of imagebuilder `entries` on top,
+    written to the new directory `out_layout` (same tag; blobs hard-linked). For tests that need a real
+    image with a few hostile files in it."""
+    imagebuilder.init_layout(out_layout)
+    src_blobs = os.path.join(layout, "blobs", "sha256")
+    for name in os.listdir(src_blobs):
+        os.link(os.path.join(src_blobs, name), os.path.join(out_layout, "blobs", "sha256", name))
+
+    def blob(digest):
+        with open(os.path.join(src_blobs, digest.split(":", 1)[1]), "rb") as f:
+            return json.load(f)
+    with open(os.path.join(layout, "index.json")) as f:
+        desc = next(d for d in json.load(f)["manifests"] if d["annotations"][imagebuilder.REF_NAME] == tag)
+    manifest = blob(desc["digest"])
+    config = blob(manifest["config"]["digest"])
+    tmp = os.path.join(out_layout, "extra.tmp")
+    diff_id, media_type = imagebuilder.write_layer(imagebuilder.layer(entries), tmp)
+    digest, size = imagebuilder.put_blob_file(out_layout, tmp)
+    manifest["layers"].append({"mediaType": media_type, "digest": digest, "size": size})
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config.setdefault("history", []).append({"created_by": "lazyfs test layer"})
+    cdigest, csize = imagebuilder.put_blob_bytes(out_layout, imagebuilder.canonical_json(config))
+    manifest["config"] = dict(manifest["config"], digest=cdigest, size=csize)
+    mdigest, msize = imagebuilder.put_blob_bytes(out_layout, imagebuilder.canonical_json(manifest))
+    imagebuilder.write_index(out_layout, [dict(desc, digest=mdigest, size=msize)])
+    return out_layout, tag
+
+
 def main(argv):
     if len(argv) < 3 or argv[0] != "build":
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)

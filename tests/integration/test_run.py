@@ -29,6 +29,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import debian_image  # noqa: E402
 import harness  # noqa: E402
+import imagebuilder  # noqa: E402
 import registry_harness  # noqa: E402
 
 RUN_TIMEOUT = 180       # one `lazyfs run`, mount included
@@ -410,6 +411,51 @@ class RunTest(unittest.TestCase):
             self.assertIn("/etc/debian_version", shown.stdout)
             again = self.run_lazyfs("--insecure-registry", reg.host, "--prefetch", trace, ref, "--", "true")
             self.check(again)
+
+    def hostile_image(self, name, entries):
+        layout, tag = self.base_ref[len("oci:"):].rsplit(":", 1)
+        out = os.path.join(self.root, name)
+        harness.shutil.rmtree(out, ignore_errors=True)
+        debian_image.with_layer(layout, tag, entries, out)
+        return f"oci:{out}:{tag}"
+
+    def test_user_database_is_read_inside_the_image(self):
+        # An absolute symlink is the image's own path: it must not hand `-u` a host file.
+        with tempfile.NamedTemporaryFile("w", dir="/tmp", prefix="lazyfs-host-passwd.", delete=False) as f:
+            f.write("evil:x:4242:4343::/:/bin/sh\n")
+        try:
+            ref = self.hostile_image("passwd-symlink", [imagebuilder.symlink("etc/passwd", f.name),
+                                                        imagebuilder.symlink("etc/group", f.name)])
+            out = self.run_lazyfs("--user", "evil", ref, "--", "id", "-u")
+            self.check(out, 125)
+            self.assertNotIn("4242", out.stdout)
+            self.assertIn("evil is not in the image's /etc/passwd", out.stderr)
+            out = self.run_lazyfs("--user", "0", ref, "--", "id", "-u")  # numeric needs no database
+            self.check(out)
+        finally:
+            os.unlink(f.name)
+
+    def test_user_database_fifo_fails_at_once(self):
+        # A FIFO would block a plain open() forever, before signals are watched.
+        ref = self.hostile_image("passwd-fifo", [imagebuilder.fifo("etc/passwd")])
+        out = self.run_lazyfs("--user", "nobody", ref, "--", "true", timeout=60)
+        self.check(out, 125)
+        self.assertIn("/etc/passwd", out.stderr)
+        self.assertIn("not a regular file", out.stderr)
+
+    def test_setuid_files_raise_no_privileges_unless_allowed(self):
+        with open("/usr/bin/id", "rb") as f:  # the host is Debian 12, as the image: same coreutils
+            id_bytes = f.read()
+        ref = self.hostile_image("setuid", [imagebuilder.regular("usr/local/bin/suid-id", id_bytes,
+                                                                         mode=0o4755)])
+        out = self.run_lazyfs("--user", "nobody", ref, "--", "sh", "-c",
+                              "suid-id -u; grep NoNewPrivs /proc/self/status")
+        self.check(out)
+        self.assertEqual(out.stdout.split(), ["65534", "NoNewPrivs:", "1"])
+        out = self.run_lazyfs("--allow-setuid", "--user", "nobody", ref, "--", "sh", "-c",
+                              "suid-id -u; grep NoNewPrivs /proc/self/status")
+        self.check(out)
+        self.assertEqual(out.stdout.split(), ["0", "NoNewPrivs:", "0"])
 
     def test_bad_image_and_bad_options_fail_with_125(self):
         out = self.run_lazyfs("oci:/nonexistent/layout:tag", "--", "true")

@@ -199,6 +199,9 @@ TEST_CASE("BuildRuntimeSpec: host network, no limits, a non-root user") {
   CHECK((*spec)["process"]["user"]["additionalGids"] == json({4}));
   CHECK((*spec)["process"]["capabilities"]["effective"].empty());
   CHECK(!(*spec)["process"]["capabilities"]["bounding"].empty());
+  CHECK((*spec)["process"]["noNewPrivileges"] == true);  // setuid files raise nothing by default
+  run.allow_setuid = true;
+  CHECK(BuildRuntimeSpec(image, run, user).value()["process"]["noNewPrivileges"] == false);
 }
 
 TEST_CASE("BuildRuntimeSpec: rejects a relative rootfs or working directory") {
