@@ -22,6 +22,7 @@
 #include "tools/control_socket.h"
 #include "tools/idle_watch.h"
 #include "tools/mount_observability.h"
+#include "tools/mount_table.h"
 #include "tools/stats_command.h"
 
 namespace lazyfs::tools {
@@ -154,6 +155,12 @@ int RunInForeground(const MountCommandOptions& options) {
 
 int RunMount(const MountCommandOptions& options) {
   struct stat st {};
+  if (std::optional<MountEntry> mounted = MountAt(options.mountpoint); mounted && mounted->fstype == kLazyfsFsType) {
+    // A second mount would stack on the first and hide it while its daemon goes on serving nobody.
+    std::fprintf(stderr, "lazyfs: %s is a lazyfs mount already; run `lazyfs umount %s` first\n",
+                 options.mountpoint.c_str(), options.mountpoint.c_str());
+    return 1;
+  }
   if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     std::fprintf(stderr, "lazyfs: mountpoint %s is not a directory\n", options.mountpoint.c_str());
     return 1;
@@ -213,6 +220,17 @@ int RunMount(const MountCommandOptions& options) {
 }
 
 int RunUmount(const std::string& mountpoint) {
+  // Root may unmount anything: act only on what is a lazyfs mount (the top one, where several stack).
+  std::optional<MountEntry> mounted = MountAt(mountpoint);
+  if (!mounted) {
+    std::fprintf(stderr, "lazyfs: %s is not a mount point\n", mountpoint.c_str());
+    return 1;
+  }
+  if (mounted->fstype != kLazyfsFsType) {
+    std::fprintf(stderr, "lazyfs: %s is a %s mount, not a lazyfs one; left alone (use umount(8) for it)\n",
+                 mountpoint.c_str(), mounted->fstype.c_str());
+    return 1;
+  }
   // As root, unmount directly; otherwise fusermount3 does it for the user who mounted.
   if (::geteuid() == 0) {
     if (::umount2(mountpoint.c_str(), 0) == 0) return 0;

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -226,6 +227,35 @@ class MountUnionTest(unittest.TestCase):
         self.assertFalse(harness.fuse_mount_count(m.mountpoint), "still mounted after `lazyfs umount`")
         self.assertEqual(os.listdir(m.mountpoint), [])
         harness.wait_for(lambda: not any(harness.pid_alive(p) for p in m.pids), 30, "the daemon to exit")
+
+    def test_umount_refuses_what_is_not_a_lazyfs_mount(self):
+        # As root, umount2 would take anything: a tmpfs, even /proc.
+        target = self.mounts.tempdir("tmpfs")
+        subprocess.run(["mount", "-t", "tmpfs", "lazyfs-test", target], check=True, timeout=30)
+        try:
+            proc = harness.run_lazyfs(["umount", target], timeout=60)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertIn("is a tmpfs mount, not a lazyfs one", proc.stderr)
+            self.assertTrue([mp for mp, fstype, _ in harness.mounts() if mp == os.path.realpath(target)
+                             and fstype == "tmpfs"], "the tmpfs was unmounted")
+        finally:
+            subprocess.run(["umount", target], timeout=30)
+        proc = harness.run_lazyfs(["umount", "/proc"], timeout=60)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("not a lazyfs one", proc.stderr)
+        self.assertTrue(os.path.exists("/proc/self/mountinfo"))
+        proc = harness.run_lazyfs(["umount", self.mounts.tempdir("plain")], timeout=60)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("not a mount point", proc.stderr)
+
+    def test_second_mount_on_a_mountpoint_is_refused(self):
+        m = self.mount(self.ref)
+        again = harness.run_lazyfs(["mount", "--cache-dir", m.cache_dir, self.ref, m.mountpoint])
+        self.assertEqual(again.returncode, 1, again.stderr)
+        self.assertIn("is a lazyfs mount already", again.stderr)
+        self.assertEqual(harness.fuse_mount_count(m.mountpoint), 1)
+        self.assertTrue(m.daemon_alive())
+        self.assertTrue(os.listdir(m.mountpoint))
 
     def test_missing_tag_fails_with_message(self):
         m = self.mounts.mount(imagebuilder.oci_ref(self.layout, "no-such-tag"))
