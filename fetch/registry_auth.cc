@@ -3,7 +3,8 @@
 // Thread safety: RegistryAuth guards its state with mu_, released before any HTTP request.
 #include "fetch/registry_auth.h"
 
-#include <cstdlib>
+#include <curl/curl.h>
+
 #include <nlohmann/json.hpp>
 
 #include "common/fd.h"
@@ -70,9 +71,18 @@ Result<Credentials> CredentialsFromEntry(const nlohmann::json& entry, std::strin
   return Error(ErrorCode::kInvalidArgument, "auth entry for " + std::string(key) + " has no auth or username/password");
 }
 
-std::string Getenv(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
+struct CurlUrlDeleter {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
+
+// One part of a parsed URL, or nullopt when libcurl has none to give.
+std::optional<std::string> UrlPart(CURLU* url, CURLUPart part, unsigned int flags) {
+  char* value = nullptr;
+  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return std::nullopt;
+  std::string out(value);
+  curl_free(value);
+  return out;
 }
 
 }  // namespace
@@ -162,8 +172,27 @@ std::string BasicAuthorization(const Credentials& credentials) {
   return "Basic " + Base64Encode(credentials.username + ":" + credentials.password);
 }
 
-AuthFileLocations AuthFileLocations::FromProcess() {
-  return AuthFileLocations{Getenv("REGISTRY_AUTH_FILE"), Getenv("XDG_RUNTIME_DIR"), Getenv("HOME")};
+Result<UrlOrigin> ParseUrlOrigin(std::string_view url) {
+  CurlUrl parsed(curl_url());
+  if (!parsed) return Internal("curl_url failed");
+  std::string text(url);
+  if (curl_url_set(parsed.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
+    return InvalidArgument("not an absolute URL: " + RedactUrl(url));
+  }
+  std::optional<std::string> scheme = UrlPart(parsed.get(), CURLUPART_SCHEME, 0);
+  std::optional<std::string> host = UrlPart(parsed.get(), CURLUPART_HOST, 0);
+  std::optional<std::string> port = UrlPart(parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  if (!scheme || !host || host->empty() || !port) return InvalidArgument("URL without scheme, host or port: " + RedactUrl(url));
+  return UrlOrigin{AsciiLower(*scheme), AsciiLower(*host), *port};
+}
+
+bool OriginNamedIn(const UrlOrigin& origin, const std::vector<std::string>& hosts) {
+  for (const std::string& host : hosts) {
+    // The entry borrows the origin's scheme so that a bare HOST means that scheme's default port.
+    Result<UrlOrigin> named = ParseUrlOrigin(origin.scheme + "://" + host);
+    if (named && named->host == origin.host && named->port == origin.port) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> AuthFileLocations::Files() const {
@@ -216,9 +245,12 @@ Result<std::optional<Credentials>> FindCredentials(std::string_view host, const 
   return std::optional<Credentials>();
 }
 
-RegistryAuth::RegistryAuth(std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
-                           std::chrono::milliseconds token_timeout)
-    : credentials_(std::move(credentials)), transport_(std::move(transport)), token_timeout_(token_timeout) {}
+RegistryAuth::RegistryAuth(std::string base_url, std::optional<Credentials> credentials,
+                           std::shared_ptr<HttpTransport> transport, std::vector<std::string> insecure_hosts)
+    : base_url_(std::move(base_url)),
+      credentials_(std::move(credentials)),
+      transport_(std::move(transport)),
+      insecure_hosts_(std::move(insecure_hosts)) {}
 
 std::optional<std::string> RegistryAuth::Authorization(const std::string& scope) {
   std::lock_guard lock(mu_);
@@ -232,7 +264,8 @@ std::optional<std::string> RegistryAuth::Authorization(const std::string& scope)
   return std::nullopt;
 }
 
-Status RegistryAuth::OnUnauthorized(const HttpResponse& response, const std::string& scope) {
+Status RegistryAuth::OnUnauthorized(const HttpResponse& response, const std::string& scope,
+                                    std::chrono::milliseconds token_timeout) {
   {
     std::lock_guard lock(mu_);
     tokens_.erase(scope);  // the server just refused it (expired or revoked), whatever its expiry said
@@ -243,7 +276,7 @@ Status RegistryAuth::OnUnauthorized(const HttpResponse& response, const std::str
   }
   for (const AuthChallenge& challenge : challenges) {
     if (challenge.scheme == "bearer" && !challenge.Param("realm").empty()) {
-      Token token = LAZYFS_TRY(FetchToken(challenge, scope));
+      Token token = LAZYFS_TRY(FetchToken(challenge, scope, token_timeout));
       std::lock_guard lock(mu_);
       tokens_[scope] = std::move(token);
       return Ok();
@@ -261,8 +294,29 @@ Status RegistryAuth::OnUnauthorized(const HttpResponse& response, const std::str
   return Error(ErrorCode::kPermission, "401 without a Basic or Bearer challenge we can answer");
 }
 
-Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challenge, const std::string& scope) {
+Status RegistryAuth::CheckRealm(const std::string& realm) const {
+  Result<UrlOrigin> where = ParseUrlOrigin(realm);
+  if (!where) {
+    return Error(ErrorCode::kPermission, "registry " + RedactUrl(base_url_) + " names a token realm that is not a URL (" +
+                                             where.error().message() + ")");
+  }
+  if (where->scheme == "https") return Ok();
+  // Plain http is what the user chose for a registry listed as insecure; its realm can be no safer.
+  Result<UrlOrigin> endpoint = ParseUrlOrigin(base_url_);
+  if (where->scheme == "http" && ((endpoint && endpoint->scheme == "http") || OriginNamedIn(*where, insecure_hosts_))) {
+    return Ok();
+  }
+  return Error(ErrorCode::kPermission,
+               "registry " + RedactUrl(base_url_) + " names token realm " + RedactUrl(realm) +
+                   ", which is not https: credentials and tokens would travel in cleartext, so it is not asked. "
+                   "Fix the registry's token realm, or, if plain http to that server is intended, pass "
+                   "--insecure-registry " + where->host + ":" + where->port);
+}
+
+Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challenge, const std::string& scope,
+                                                     std::chrono::milliseconds timeout) {
   std::string realm = challenge.Param("realm");
+  LAZYFS_TRY(CheckRealm(realm));
   std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
   bool first = true;
   auto add = [&](const std::string& name, const std::string& value) {
@@ -275,7 +329,7 @@ Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challe
   add("scope", scope.empty() ? challenge.Param("scope") : scope);
   HttpRequest request;
   request.url = url;
-  request.timeout = token_timeout_;
+  request.timeout = timeout;
   request.max_body_bytes = 1 << 20;
   if (credentials_) request.headers.emplace_back("Authorization", BasicAuthorization(*credentials_));
   HttpResponse response = LAZYFS_TRY(transport_->Perform(request));

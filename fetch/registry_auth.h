@@ -2,14 +2,16 @@
 // RegistryAuth, which turns a 401 challenge into an Authorization header (Basic, or a Bearer token
 // fetched from the challenge's realm and cached per scope).
 //
-// Secrets: passwords and tokens only ever travel in Authorization headers. Nothing here logs them, and
-// error messages name the host and scope, never a credential.
+// Secrets: passwords and tokens only ever travel in Authorization headers, and only over https unless the
+// user said plain http is fine (the registry, or the token realm's host, named with --insecure-registry).
+// Nothing here logs them, and error messages name the host and scope, never a credential.
 //
 // Thread safety: the free functions are reentrant. RegistryAuth is thread-safe; its token cache is
 // guarded by a mutex that is never held across HTTP.
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,13 +54,40 @@ std::optional<std::string> Base64Decode(std::string_view text);
 // "Basic base64(user:password)".
 std::string BasicAuthorization(const Credentials& credentials);
 
+// The origin of a URL (RFC 6454): scheme and host lower-cased, the port always explicit (the scheme's
+// default when the URL names none), so "https://Reg.example/v2/" and "https://reg.example:443" compare
+// equal. Parsed by libcurl's URL API, the parser the transport itself uses.
+struct UrlOrigin {
+  std::string scheme;
+  std::string host;
+  std::string port;
+
+  bool operator==(const UrlOrigin&) const = default;
+  std::string ToString() const { return scheme + "://" + host + ":" + port; }
+};
+
+// kInvalidArgument when `url` is not an absolute URL libcurl accepts.
+Result<UrlOrigin> ParseUrlOrigin(std::string_view url);
+
+// Whether `origin` is one of `hosts` ("HOST[:PORT]" as given to --insecure-registry; a missing port is
+// the default port of `origin`'s scheme).
+bool OriginNamedIn(const UrlOrigin& origin, const std::vector<std::string>& hosts);
+
 // Where the auth files are looked for; FromProcess reads the environment. Tests fill it by hand.
 struct AuthFileLocations {
   std::string registry_auth_file;  // $REGISTRY_AUTH_FILE
   std::string xdg_runtime_dir;     // $XDG_RUNTIME_DIR -> containers/auth.json
   std::string home;                // $HOME -> .config/containers/auth.json, .docker/config.json
 
-  static AuthFileLocations FromProcess();
+  // Inline, so code that only holds a RegistryOptions (the `lazyfs` front end, which must not load
+  // libcurl: tools/meson.build) links no object of the registry client.
+  static AuthFileLocations FromProcess() {
+    auto get = [](const char* name) -> std::string {
+      const char* value = std::getenv(name);
+      return value != nullptr ? value : "";
+    };
+    return AuthFileLocations{get("REGISTRY_AUTH_FILE"), get("XDG_RUNTIME_DIR"), get("HOME")};
+  }
   // The candidate files in precedence order (empty locations skipped).
   std::vector<std::string> Files() const;
 };
@@ -74,12 +103,16 @@ Result<std::optional<Credentials>> CredentialsFromAuthJson(std::string_view json
 // Missing files are skipped; a malformed one is an error naming the file.
 Result<std::optional<Credentials>> FindCredentials(std::string_view host, const AuthFileLocations& where);
 
-// The auth state for one registry endpoint. The client asks Authorization(scope) before each request and
-// calls OnUnauthorized once when the answer is 401.
+// The auth state for one registry endpoint (a base URL: the origin or a mirror). The client asks
+// Authorization(scope) before each request to that endpoint's own origin and calls OnUnauthorized once
+// when that origin answers 401. Judging where a 401 came from is the client's job (it knows the URL that
+// answered); this class trusts that the challenge is the endpoint's own.
 class RegistryAuth {
  public:
-  RegistryAuth(std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
-               std::chrono::milliseconds token_timeout = std::chrono::seconds(30));
+  // `base_url` is the endpoint's ("https://HOST[:PORT]"); `insecure_hosts` are the --insecure-registry
+  // names, the hosts a token realm may be reached at over plain http.
+  RegistryAuth(std::string base_url, std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
+               std::vector<std::string> insecure_hosts = {});
 
   // The Authorization header value for a request needing `scope` ("repository:NAME:pull"), or nullopt to
   // go anonymous (nothing learnt yet, or no credentials for a Basic registry).
@@ -87,10 +120,15 @@ class RegistryAuth {
 
   // Learns from a 401 response: remembers a Basic scheme, or fetches a Bearer token for `scope` from the
   // challenge's realm (with Basic credentials if we have any) and caches it, dropping any token the
-  // server just refused. Errors: kPermission when no challenge we support is offered, when credentials
-  // are needed but absent, or when the token server refuses; kNetwork/kTimeout (retryable as the
-  // transport says) when the token server cannot be reached; kCorrupt when its answer has no token.
-  Status OnUnauthorized(const HttpResponse& response, const std::string& scope);
+  // server just refused. The token request gets `token_timeout` (0: none), which the caller cuts to the
+  // time its operation has left. The realm may be on another host (auth.docker.io for Docker Hub) but
+  // must be https unless the endpoint itself is plain http or the realm's HOST:PORT is an insecure host.
+  // Errors: kPermission when no challenge we support is offered, when credentials are needed but
+  // absent, when the token server refuses, or when the realm is not https (permanent, nothing is sent);
+  // kNetwork/kTimeout (retryable as the transport says) when the token server cannot be reached;
+  // kCorrupt when its answer has no token.
+  Status OnUnauthorized(const HttpResponse& response, const std::string& scope,
+                        std::chrono::milliseconds token_timeout);
 
  private:
   struct Token {
@@ -98,12 +136,16 @@ class RegistryAuth {
     std::chrono::steady_clock::time_point expires;
   };
 
-  Result<Token> FetchToken(const AuthChallenge& challenge, const std::string& scope);
+  Result<Token> FetchToken(const AuthChallenge& challenge, const std::string& scope,
+                           std::chrono::milliseconds timeout);
+  // Ok when a token request to `realm` keeps credentials off plain http (see OnUnauthorized).
+  Status CheckRealm(const std::string& realm) const;
 
   // Constant after construction.
+  const std::string base_url_;
   const std::optional<Credentials> credentials_;
   const std::shared_ptr<HttpTransport> transport_;
-  const std::chrono::milliseconds token_timeout_;
+  const std::vector<std::string> insecure_hosts_;
 
   std::mutex mu_;
   bool basic_ = false;                   // guarded by mu_: the registry asked for Basic

@@ -56,20 +56,48 @@ std::string MediaTypeOf(const HttpResponse& response) {
   return AsciiLower(type);
 }
 
-// "https://host:5000/v2/x" -> "https://host:5000".
-std::string OriginOf(std::string_view url) {
-  size_t scheme = url.find("://");
-  size_t path = url.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
-  return std::string(url.substr(0, path));
+// Whether `url` is on `endpoint`'s origin; an unparsable URL is on nobody's.
+bool SameOrigin(const Result<UrlOrigin>& endpoint, std::string_view url) {
+  Result<UrlOrigin> origin = ParseUrlOrigin(url);
+  return endpoint && origin && *endpoint == *origin;
+}
+
+std::string OriginText(std::string_view url) {
+  Result<UrlOrigin> origin = ParseUrlOrigin(url);
+  return origin ? origin->ToString() : RedactUrl(url);
+}
+
+struct CurlUrlDeleter {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+
+// `reference` (absolute, absolute-path or relative) resolved against `base` by libcurl's URL API.
+Result<std::string> ResolveUrl(const std::string& base, const std::string& reference) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl_url());
+  if (!url) return Internal("curl_url failed");
+  if (curl_url_set(url.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK ||
+      curl_url_set(url.get(), CURLUPART_URL, reference.c_str(), 0) != CURLUE_OK) {
+    return Corrupt("upload Location " + RedactUrl(reference) + " does not resolve against " + RedactUrl(base));
+  }
+  char* text = nullptr;
+  if (curl_url_get(url.get(), CURLUPART_URL, &text, 0) != CURLUE_OK || text == nullptr) {
+    return Corrupt("upload Location " + RedactUrl(reference) + " does not resolve");
+  }
+  std::string out(text);
+  curl_free(text);
+  return out;
 }
 
 }  // namespace
 
 struct RegistryClient::Endpoint {
   Endpoint(std::string base, std::optional<Credentials> credentials, std::shared_ptr<HttpTransport> transport,
-           std::chrono::milliseconds timeout)
-      : base_url(std::move(base)), auth(std::move(credentials), std::move(transport), timeout) {}
+           std::vector<std::string> insecure_hosts)
+      : base_url(base),
+        origin(ParseUrlOrigin(base)),
+        auth(std::move(base), std::move(credentials), std::move(transport), std::move(insecure_hosts)) {}
   const std::string base_url;
+  const Result<UrlOrigin> origin;  // an error for a base URL that does not parse: then nothing matches it
   RegistryAuth auth;
 };
 
@@ -112,10 +140,10 @@ std::optional<ContentRange> ParseContentRange(std::string_view value) {
 
 RegistryClient::RegistryClient(std::string host, RegistryClientOptions options, std::shared_ptr<HttpTransport> transport)
     : host_(std::move(host)), options_(std::move(options)), transport_(std::move(transport)) {
-  origin_ = std::make_unique<Endpoint>(BaseUrl(), options_.credentials, transport_, options_.request_timeout);
+  origin_ = std::make_unique<Endpoint>(BaseUrl(), options_.credentials, transport_, options_.insecure_hosts);
   for (std::string mirror : options_.mirrors) {
     while (!mirror.empty() && mirror.back() == '/') mirror.pop_back();
-    mirrors_.push_back(std::make_unique<Endpoint>(mirror, std::nullopt, transport_, options_.request_timeout));
+    mirrors_.push_back(std::make_unique<Endpoint>(mirror, std::nullopt, transport_, options_.insecure_hosts));
   }
 }
 
@@ -173,17 +201,39 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
       milliseconds budget = attempt < max_attempts ? std::max(left / 2, std::min(left, milliseconds(1000))) : left;
       if (request.timeout.count() == 0 || request.timeout > budget) request.timeout = budget;
     }
-    if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
-      request.headers.emplace_back("Authorization", *authorization);
+    // Credentials belong to the endpoint's origin: an upload Location on another host goes anonymous.
+    if (SameOrigin(endpoint.origin, request.url)) {
+      if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
+        request.headers.emplace_back("Authorization", *authorization);
+      }
     }
     milliseconds delay = Backoff(attempt);
     Result<HttpResponse> result = transport_->Perform(request);
+    if (result && result->status == 401) {
+      // Only the endpoint may ask for its credentials. A redirect target (a CDN, object storage) or a
+      // foreign upload Location that answers 401 would otherwise have its realm sent the registry's
+      // Basic credential. A transport that reports no effective URL was not redirected.
+      const std::string& answered = result->effective_url.empty() ? request.url : result->effective_url;
+      if (!SameOrigin(endpoint.origin, answered)) {
+        return Error(ErrorCode::kPermission,
+                     fmt::format("{}: HTTP 401 from {}, which is not the registry's origin {}; a challenge "
+                                 "from another origin is not answered with the registry's credentials",
+                                 what, OriginText(answered), OriginText(endpoint.base_url)));
+      }
+    }
     if (!result) {
       if (!result.error().retryable()) return std::move(result).error();
       failure = std::move(result).error();
     } else if (result->status == 401 && !refreshed) {
+      // The token request is part of this operation, so it gets no more than the time left.
+      milliseconds token_timeout = options_.request_timeout;
+      if (deadline) {
+        auto left = std::chrono::duration_cast<milliseconds>(*deadline - Now());
+        if (left <= milliseconds(0)) return out_of_time(what);
+        if (token_timeout.count() == 0 || token_timeout > left) token_timeout = left;
+      }
       // One refresh per operation: a second 401 means the credentials, not the token, are the problem.
-      Status learned = endpoint.auth.OnUnauthorized(*result, scope);
+      Status learned = endpoint.auth.OnUnauthorized(*result, scope, token_timeout);
       if (learned) {
         refreshed = true;
         --attempt;  // the refused request was not a failed attempt
@@ -214,8 +264,10 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
 }
 
 Result<HttpResponse> RegistryClient::ExecuteRead(const std::string& scope, const RequestMaker& make,
-                                                 const ResponseCheck& check, std::optional<SteadyTime> deadline) {
+                                                 const ResponseCheck& check, std::optional<SteadyTime> deadline,
+                                                 bool use_mirrors) {
   for (const auto& mirror : mirrors_) {
+    if (!use_mirrors) break;
     std::optional<SteadyTime> mirror_deadline = deadline;
     if (deadline) mirror_deadline = Now() + (*deadline - Now()) / 2;  // the origin keeps at least half
     Result<HttpResponse> result = Execute(*mirror, scope, 1, make, check, mirror_deadline);
@@ -248,7 +300,9 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
     }
     return Ok();
   };
-  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check, ReadDeadline()));
+  // A mirror cannot forge a digest's bytes (they are checked), but it can serve any manifest for a tag.
+  bool use_mirrors = pinned.has_value() || options_.mirror_tags;
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check, ReadDeadline(), use_mirrors));
   if (!Is2xx(response.status)) return HttpStatusError(response, fmt::format("manifest {}/{}:{}", host_, repo, reference));
   FetchedManifest out;
   out.digest = Sha256Of(response.body);
@@ -405,14 +459,11 @@ Status RegistryClient::UploadBlob(const std::string& repo, const Sha256Digest& d
     if (started.status != 202) return HttpStatusError(started, what + ": POST");
     std::string location = started.Header("location").value_or("");
     if (location.empty()) return Corrupt(what + ": upload session without a Location");
-    // Location may be absolute, absolute-path, or (rarely) relative to the uploads URL.
-    if (location.starts_with("http://") || location.starts_with("https://")) {
-      // as is
-    } else if (location.starts_with("/")) {
-      location = OriginOf(started.effective_url.empty() ? origin_->base_url : started.effective_url) + location;
-    } else {
-      location = origin_->base_url + "/v2/" + repo + "/blobs/uploads/" + location;
-    }
+    // Location may be absolute, absolute-path, or (rarely) relative to the uploads URL: resolved as a URI
+    // reference against the URL that answered the POST.
+    location = LAZYFS_TRY(ResolveUrl(started.effective_url.empty() ? origin_->base_url + "/v2/" + repo + "/blobs/uploads/"
+                                                                   : started.effective_url,
+                                     location));
     std::string put_url = location + (location.find('?') == std::string::npos ? "?" : "&") +
                           "digest=" + UrlQueryEscape(digest.ToString());
     auto put = [&](const std::string&) {

@@ -6,12 +6,19 @@
 // 5xx and 429 are retried with exponential backoff and jitter, honouring Retry-After; other 4xx are not,
 // except that one 401 per operation lets the auth state refresh its token. Mirrors are tried in order
 // before the origin for reads (GET/HEAD of manifests and blobs), one attempt each, so a dead mirror costs
-// one failure, not a full backoff ladder; the origin gets the whole retry policy.
+// one failure, not a full backoff ladder; the origin gets the whole retry policy. A tag's manifest may be
+// taken from a mirror (containerd's default) unless `mirror_tags` is off; a digest's is checked anyway.
+//
+// Credentials: an endpoint's Authorization goes only to that endpoint's own origin (scheme, host, port),
+// never to an upload Location on another host; libcurl drops it on a redirect to another host. A 401 is
+// answered (token fetch, Basic) only when it comes from the endpoint's origin: a redirect target (a CDN)
+// that asks for credentials gets a permanent kPermission error naming both origins, not the registry's.
 //
 // Read deadline: a read operation (a manifest, a HEAD, one GetBlobRange or a batch of them sharing one
 // deadline) ends by `read_timeout` whatever the registry does (stalls, drips bytes, fails forever): each
 // attempt's transport timeout is cut to the time left, a backoff that would end past it is not slept, and
-// the operation fails with kTimeout naming the last failure. Mirrors get at most half the time left each,
+// the operation fails with kTimeout naming the last failure; a token fetch after a 401 is cut to the time
+// left as well. Mirrors get at most half the time left each,
 // so a black-holed mirror cannot starve the origin. Streams and uploads have no deadline (a big layer may
 // rightly take long); the transport's low-speed limit bounds them instead.
 //
@@ -51,7 +58,12 @@ struct RegistryClientOptions {
   // Base URLs ("https://mirror.example", "http://127.0.0.1:5001") tried in order before the origin for
   // manifest and blob reads. Mirrors are asked anonymously: credentials belong to the origin.
   std::vector<std::string> mirrors;
+  // Whether a tag's manifest may come from a mirror. Off: tags are resolved at the origin only (a mirror
+  // could serve a stale or forged tag); digests still go through mirrors, which cannot forge them.
+  bool mirror_tags = true;
   std::optional<Credentials> credentials;
+  // HOST[:PORT] names the user marked insecure: token realms there may be plain http (registry_auth.h).
+  std::vector<std::string> insecure_hosts;
   RetryPolicy retry;
   // Deadline for small exchanges (manifests, HEAD, ranges, tokens); streams and uploads rely on the
   // transport's low-speed limit instead, since a big layer may rightly take long.
@@ -128,10 +140,11 @@ class RegistryClient {
   Result<HttpResponse> Execute(Endpoint& endpoint, const std::string& scope, int max_attempts,
                                const RequestMaker& make, const ResponseCheck& check,
                                std::optional<SteadyTime> deadline = std::nullopt);
-  // Execute on each mirror once, then on the origin. Only a mirror's 2xx is taken: its 404 or failure
-  // means "ask the next one", since only the origin can say a blob or tag is absent.
+  // Execute on each mirror once (unless `use_mirrors` is false), then on the origin. Only a mirror's 2xx
+  // is taken: its 404 or failure means "ask the next one", since only the origin can say a blob or tag is
+  // absent.
   Result<HttpResponse> ExecuteRead(const std::string& scope, const RequestMaker& make, const ResponseCheck& check,
-                                   std::optional<SteadyTime> deadline);
+                                   std::optional<SteadyTime> deadline, bool use_mirrors = true);
 
   std::chrono::milliseconds Backoff(int attempt) const;
   void Sleep(std::chrono::milliseconds delay) const;

@@ -26,13 +26,16 @@ struct RegistryOptions {
   std::string ca_file;  // extra trust anchor (PEM) for a private registry's CA
   // Base URLs tried in order before the origin for manifest and blob reads.
   std::vector<std::string> mirrors;
+  // Whether a tag may be resolved at a mirror (--mirror-tags yes, containerd's default). Off, tags go to the
+  // origin only; digests still use mirrors, whose answers are checked against the digest.
+  bool mirror_tags = true;
   // Explicit credentials; when absent and `search_auth_files`, looked up in the standard auth files.
   std::optional<Credentials> credentials;
   bool search_auth_files = true;
   AuthFileLocations auth_files = AuthFileLocations::FromProcess();
 
   std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds request_timeout{60'000};  // manifests, HEAD, ranges, tokens
+  std::chrono::milliseconds request_timeout{60'000};  // manifests, HEAD, ranges, tokens (cut to read_timeout's rest)
   // Bound on one read operation (a manifest, or the ranges one FUSE read needs), every retry and mirror
   // included: past it the read fails (kTimeout) so the reader gets EIO instead of hanging. 0: no bound.
   std::chrono::milliseconds read_timeout{30'000};

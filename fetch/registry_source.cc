@@ -122,6 +122,8 @@ Result<std::shared_ptr<RegistryClient>> NewRegistryClient(const std::string& hos
   client.insecure = std::find(options.insecure_registries.begin(), options.insecure_registries.end(), host) !=
                     options.insecure_registries.end();
   client.mirrors = options.mirrors;
+  client.mirror_tags = options.mirror_tags;
+  client.insecure_hosts = options.insecure_registries;
   client.credentials = options.credentials;
   if (!client.credentials && options.search_auth_files) {
     client.credentials = LAZYFS_TRY(FindCredentials(host, options.auth_files));
@@ -132,18 +134,20 @@ Result<std::shared_ptr<RegistryClient>> NewRegistryClient(const std::string& hos
   client.sleep = options.sleep;
   client.now = options.now;
   std::shared_ptr<HttpTransport> transport = options.transport;
-  if (!transport) {
-    CurlTransportOptions curl;
-    curl.ca_file = options.ca_file;
-    // A per-operation read bound shorter than the connect timeout must not be outlived by a connect.
-    if (options.read_timeout.count() > 0) curl.connect_timeout = std::min(options.connect_timeout, options.read_timeout);
-    curl.connect_timeout = options.connect_timeout;
-    curl.low_speed_bytes = options.low_speed_bytes;
-    curl.low_speed_time = options.low_speed_time;
-    transport = LAZYFS_TRY(NewCurlTransport(curl));
-  }
+  if (!transport) transport = LAZYFS_TRY(NewCurlTransport(CurlOptionsFor(options)));
   if (client.insecure) LogDebug("registry {}: plain http (listed as insecure)", host);
   return std::make_shared<RegistryClient>(host, std::move(client), std::move(transport));
+}
+
+CurlTransportOptions CurlOptionsFor(const RegistryOptions& options) {
+  CurlTransportOptions curl;
+  curl.ca_file = options.ca_file;
+  curl.connect_timeout = options.connect_timeout;
+  // A per-operation read bound shorter than the connect timeout must not be outlived by a connect.
+  if (options.read_timeout.count() > 0) curl.connect_timeout = std::min(curl.connect_timeout, options.read_timeout);
+  curl.low_speed_bytes = options.low_speed_bytes;
+  curl.low_speed_time = options.low_speed_time;
+  return curl;
 }
 
 std::vector<MergedRange> MergeRanges(std::span<const BlobRange> ranges, uint64_t max_gap, uint64_t max_request) {

@@ -31,6 +31,10 @@ namespace lazyfs::fetch {
 // credentials explicit or from the auth files, a curl transport unless one is injected.
 Result<std::shared_ptr<RegistryClient>> NewRegistryClient(const std::string& host, const RegistryOptions& options);
 
+// The libcurl transport settings `options` ask for (CA, low-speed limit, a connect timeout no longer than
+// the read bound). Exposed for tests.
+CurlTransportOptions CurlOptionsFor(const RegistryOptions& options);
+
 struct BlobRange {
   uint64_t offset = 0;
   uint64_t length = 0;

@@ -20,6 +20,10 @@ void AddSourceFlags(CLI::App& cmd, SourceFlags& flags) {
   cmd.add_option("--ca-file", flags.ca_file, "PEM file of a CA to trust for registries")->check(CLI::ExistingFile);
   cmd.add_option("--mirror", flags.mirrors, "mirror base URL tried before the origin, in order (repeatable)")
       ->allow_extra_args(false);
+  cmd.add_option("--mirror-tags", flags.mirror_tags,
+                 "yes: a mirror may resolve tags; no: tags at the origin only, digests still via mirrors")
+      ->check(CLI::IsMember({"yes", "no"}))
+      ->capture_default_str();
   cmd.add_option("--read-timeout", flags.read_timeout_seconds,
                  "seconds after which a read fails with EIO, retries included")
       ->capture_default_str();
@@ -33,6 +37,7 @@ std::vector<std::string> SourceFlagArgs(const SourceFlags& flags) {
   for (const std::string& host : flags.insecure_registries) args.insert(args.end(), {"--insecure-registry", host});
   if (!flags.ca_file.empty()) args.insert(args.end(), {"--ca-file", std::filesystem::absolute(flags.ca_file).string()});
   for (const std::string& mirror : flags.mirrors) args.insert(args.end(), {"--mirror", mirror});
+  args.insert(args.end(), {"--mirror-tags", flags.mirror_tags});
   args.insert(args.end(), {"--read-timeout", fmt::format("{}", flags.read_timeout_seconds), "--retries",
                            std::to_string(flags.retries)});
   return args;
@@ -55,11 +60,15 @@ Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags) {
       return InvalidArgument(fmt::format("--mirror {}: want an http:// or https:// URL", mirror));
     }
   }
+  if (flags.mirror_tags != "yes" && flags.mirror_tags != "no") {
+    return InvalidArgument(fmt::format("--mirror-tags {}: want yes or no", flags.mirror_tags));
+  }
   fetch::RegistryOptions& registry = options.registry;
   registry.insecure_registries = flags.insecure_registries;
   // Absolute: the mount daemon changes its directory to / before it opens the source.
   if (!flags.ca_file.empty()) registry.ca_file = std::filesystem::absolute(flags.ca_file).string();
   registry.mirrors = flags.mirrors;
+  registry.mirror_tags = flags.mirror_tags == "yes";
   registry.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.read_timeout_seconds * 1000));
   // One attempt per request must fit in the read bound, so no single request may outlast it.
   registry.request_timeout = std::min(registry.request_timeout, registry.read_timeout);

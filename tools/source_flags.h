@@ -6,6 +6,7 @@
 //   --insecure-registry HOST:PORT   plain http to this registry (repeatable; nothing is insecure by default)
 //   --ca-file PEM                   trust this CA for registries (private CAs)
 //   --mirror URL                    mirror tried before the origin for reads (repeatable, in order)
+//   --mirror-tags yes|no            may a mirror resolve tags (default yes); no: tags at the origin only
 //   --read-timeout SECONDS          a read fails (EIO) after this long, retries included (default 30)
 //   --retries N                     retries after a failed attempt on the origin (default 4)
 //
@@ -29,6 +30,7 @@ struct SourceFlags {
   std::vector<std::string> insecure_registries;
   std::string ca_file;
   std::vector<std::string> mirrors;
+  std::string mirror_tags = "yes";  // "yes" or "no"
   double read_timeout_seconds = 30;
   int retries = 4;
 };
@@ -42,7 +44,8 @@ void AddSourceFlags(CLI::App& cmd, SourceFlags& flags);
 std::vector<std::string> SourceFlagArgs(const SourceFlags& flags);
 
 // The options the flags describe. kInvalidArgument for values the parser cannot judge alone (a mirror
-// that is not an http(s) URL, an insecure registry that is not HOST[:PORT], a non-positive timeout).
+// that is not an http(s) URL, an insecure registry that is not HOST[:PORT], a non-positive timeout,
+// --mirror-tags other than yes or no).
 Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags);
 
 }  // namespace lazyfs::tools

@@ -1,4 +1,5 @@
-// Tests for fetch/registry_auth: challenge parsing, base64 and Basic headers, auth file look-up.
+// Tests for fetch/registry_auth: challenge parsing, base64 and Basic headers, auth file look-up, URL
+// origins and the token realm rules.
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <fstream>
 
 #include "fetch/registry_auth.h"
+#include "tests/fetch/registry_test_fakes.h"
 
 namespace lazyfs::fetch {
 namespace {
@@ -157,6 +159,60 @@ TEST_CASE("AuthFileLocations: candidate files in precedence order") {
                                        "/home/u/.config/containers/auth.json", "/home/u/.docker/config.json"};
   CHECK(where.Files() == expected);
   CHECK(AuthFileLocations{}.Files().empty());
+}
+
+TEST_CASE("ParseUrlOrigin: scheme, host and explicit port, compared as origins") {
+  auto https = ParseUrlOrigin("https://Reg.Example/v2/app?x=1");
+  REQUIRE(https);
+  CHECK(https->scheme == "https");
+  CHECK(https->host == "reg.example");
+  CHECK(https->port == "443");
+  CHECK(https->ToString() == "https://reg.example:443");
+  CHECK(*https == *ParseUrlOrigin("https://reg.example:443"));
+  CHECK_FALSE(*https == *ParseUrlOrigin("http://reg.example"));
+  CHECK_FALSE(*https == *ParseUrlOrigin("https://reg.example:5000"));
+  CHECK_FALSE(*https == *ParseUrlOrigin("https://reg.example.evil.test"));
+  CHECK(ParseUrlOrigin("http://user:pw@127.0.0.1:5000/x")->ToString() == "http://127.0.0.1:5000");
+  CHECK_FALSE(ParseUrlOrigin("not a url"));
+  CHECK_FALSE(ParseUrlOrigin("/v2/relative"));
+}
+
+TEST_CASE("OriginNamedIn: HOST means the scheme's default port, HOST:PORT that port") {
+  UrlOrigin realm = *ParseUrlOrigin("http://auth.test/token");
+  CHECK(OriginNamedIn(realm, {"other", "auth.test"}));
+  CHECK(OriginNamedIn(realm, {"auth.test:80"}));
+  CHECK_FALSE(OriginNamedIn(realm, {"auth.test:8080"}));
+  CHECK_FALSE(OriginNamedIn(realm, {}));
+  CHECK(OriginNamedIn(*ParseUrlOrigin("http://auth.test:8080/t"), {"auth.test:8080"}));
+}
+
+TEST_CASE("RegistryAuth: the token request gets the caller's timeout and https-only realms from an https registry") {
+  auto transport = std::make_shared<testing::FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> {
+    return testing::MakeResponse(200, R"({"token":"t"})");
+  });
+  auto challenge = [](const std::string& realm) {
+    return testing::MakeResponse(401, "", {{"www-authenticate", "Bearer realm=\"" + realm + "\""}});
+  };
+  RegistryAuth auth("https://reg.test", Credentials{"u", "p"}, transport, {"plain.test:8080"});
+  REQUIRE(auth.OnUnauthorized(challenge("https://auth.test/token"), "repository:a:pull", std::chrono::milliseconds(1234)));
+  REQUIRE(transport->count() == 1);
+  CHECK(transport->requests()[0].timeout == std::chrono::milliseconds(1234));
+  CHECK(auth.Authorization("repository:a:pull") == "Bearer t");
+
+  Status cleartext = auth.OnUnauthorized(challenge("http://auth.test/token"), "repository:b:pull", std::chrono::seconds(1));
+  REQUIRE_FALSE(cleartext);
+  CHECK(cleartext.error().code() == ErrorCode::kPermission);
+  CHECK_FALSE(cleartext.error().retryable());
+  CHECK(transport->count() == 1);  // nothing went out
+
+  REQUIRE(auth.OnUnauthorized(challenge("http://plain.test:8080/t"), "repository:c:pull", std::chrono::seconds(1)));
+  CHECK(transport->count() == 2);
+  CHECK_FALSE(auth.OnUnauthorized(challenge("ftp://auth.test/t"), "repository:d:pull", std::chrono::seconds(1)));
+  CHECK(transport->count() == 2);
+
+  RegistryAuth plain("http://reg.test:5000", Credentials{"u", "p"}, transport);
+  REQUIRE(plain.OnUnauthorized(challenge("http://auth.test/token"), "repository:a:pull", std::chrono::seconds(1)));
+  CHECK(transport->count() == 3);
 }
 
 }  // namespace lazyfs::fetch

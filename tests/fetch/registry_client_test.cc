@@ -524,4 +524,206 @@ TEST_CASE("RegistryClient: the read timeout bounds a read, every retry and wait 
   }
 }
 
+
+TEST_CASE("RegistryClient: a 401 from a redirect target is not answered with the registry's credentials") {
+  // The registry sends a blob GET to a CDN; the CDN asks for credentials at a third host. Before the fix
+  // the registry's Basic credential went to that third host's token endpoint.
+  RegistryClientOptions options;
+  options.credentials = Credentials{"user", "pass"};
+  std::string challenge;
+  SUBCASE("Bearer") { challenge = R"(Bearer realm="https://collector.test/token",service="x")"; }
+  SUBCASE("Basic") { challenge = R"(Basic realm="cdn")"; }
+  Harness h(
+      [&](const HttpRequest& r) -> Result<HttpResponse> {
+        CHECK_FALSE(r.url.starts_with("https://collector.test"));
+        HttpResponse redirected = MakeResponse(401, "", {{"www-authenticate", challenge}});
+        redirected.effective_url = "https://cdn.test/blobs/abc?sig=1";
+        return redirected;
+      },
+      options);
+  auto got = h.client->GetBlobRange("app", Sha256Of(kBlob), 0, 3);
+  REQUIRE_FALSE(got);
+  CHECK(got.error().code() == ErrorCode::kPermission);
+  CHECK_FALSE(got.error().retryable());
+  CHECK(got.error().message().find("https://cdn.test:443") != std::string::npos);
+  CHECK(got.error().message().find("http://reg.test:5000") != std::string::npos);
+  CHECK(h.transport->count() == 1);  // neither a token request nor a retry with credentials
+  for (const HttpRequest& r : h.transport->requests()) CHECK(RequestHeader(r, "Authorization").empty());
+}
+
+TEST_CASE("RegistryClient: the registry's own challenge may name a token realm on another https host") {
+  // Docker Hub's flow: registry-1.docker.io challenges, auth.docker.io issues the token.
+  RegistryClientOptions options;
+  options.credentials = Credentials{"user", "pass"};
+  options.retry.jitter = 0;
+  auto transport = std::make_shared<FakeTransport>([](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.starts_with("https://auth.test/token")) {
+      CHECK(RequestHeader(r, "Authorization") == "Basic dXNlcjpwYXNz");
+      return MakeResponse(200, R"({"token":"t"})");
+    }
+    CHECK(r.url.starts_with("https://reg.test:5000/"));
+    if (RequestHeader(r, "Authorization") != "Bearer t") {
+      HttpResponse refused = MakeResponse(401, "", {{"www-authenticate", R"(Bearer realm="https://auth.test/token")"}});
+      refused.effective_url = r.url;
+      return refused;
+    }
+    return ServeBlob(r);
+  });
+  RegistryClient client(kHost, options, transport);
+  auto got = client.GetBlobRange("app", Sha256Of(kBlob), 0, 3);
+  REQUIRE(got);
+  CHECK(*got == "012");
+  CHECK(transport->count() == 3);
+}
+
+TEST_CASE("RegistryClient: an https registry's plain-http token realm is refused unless named insecure") {
+  RegistryClientOptions options;  // https: not insecure
+  options.credentials = Credentials{"user", "pass"};
+  options.retry.jitter = 0;
+  std::atomic<int> token_requests = 0;
+  auto handler = [&](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.starts_with("http://auth.test/token")) {
+      ++token_requests;
+      CHECK(RequestHeader(r, "Authorization") == "Basic dXNlcjpwYXNz");
+      return MakeResponse(200, R"({"token":"t"})");
+    }
+    if (RequestHeader(r, "Authorization") != "Bearer t") {
+      return MakeResponse(401, "", {{"www-authenticate", R"(Bearer realm="http://auth.test/token")"}});
+    }
+    return ServeBlob(r);
+  };
+  SUBCASE("refused: nothing is sent in cleartext") {
+    auto transport = std::make_shared<FakeTransport>(handler);
+    RegistryClient client(kHost, options, transport);
+    auto got = client.GetBlobRange("app", Sha256Of(kBlob), 0, 3);
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kPermission);
+    CHECK_FALSE(got.error().retryable());
+    CHECK(got.error().message().find("--insecure-registry auth.test:80") != std::string::npos);
+    CHECK(token_requests == 0);
+    CHECK(transport->count() == 1);
+  }
+  SUBCASE("allowed when the realm's host is named with --insecure-registry") {
+    options.insecure_hosts = {"auth.test"};
+    auto transport = std::make_shared<FakeTransport>(handler);
+    RegistryClient client(kHost, options, transport);
+    REQUIRE(client.GetBlobRange("app", Sha256Of(kBlob), 0, 3));
+    CHECK(token_requests == 1);
+  }
+  SUBCASE("another port of that host is still refused") {
+    options.insecure_hosts = {"auth.test:8080"};
+    auto transport = std::make_shared<FakeTransport>(handler);
+    RegistryClient client(kHost, options, transport);
+    CHECK_FALSE(client.GetBlobRange("app", Sha256Of(kBlob), 0, 3));
+    CHECK(token_requests == 0);
+  }
+  SUBCASE("allowed when the registry itself is plain http") {
+    Harness h(handler, options);
+    REQUIRE(h.client->GetBlobRange("app", Sha256Of(kBlob), 0, 3));
+    CHECK(token_requests == 1);
+  }
+}
+
+TEST_CASE("RegistryClient: an upload Location on another host gets no Authorization") {
+  RegistryClientOptions options;
+  options.credentials = Credentials{"user", "pass"};
+  Harness h(
+      [&](const HttpRequest& r) -> Result<HttpResponse> {
+        if (r.url.starts_with("http://upload.test/")) {
+          CHECK(RequestHeader(r, "Authorization").empty());
+          return MakeResponse(201);
+        }
+        if (RequestHeader(r, "Authorization") != "Basic dXNlcjpwYXNz") {
+          return MakeResponse(401, "", {{"www-authenticate", R"(Basic realm="r")"}});
+        }
+        return MakeResponse(202, "", {{"location", "http://upload.test/session/7"}});
+      },
+      options);
+  REQUIRE(h.client->UploadBlob("app", Sha256Of(kBlob), "/tmp/blob-file", kBlob.size()));
+  auto requests = h.transport->requests();
+  REQUIRE(requests.size() == 3);  // POST refused, POST with Basic, PUT to upload.test anonymous
+  CHECK(requests[2].url.starts_with("http://upload.test/session/7?digest="));
+}
+
+TEST_CASE("RegistryClient: a token fetch after a late 401 gets only the time left before the read deadline") {
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::milliseconds elapsed{0};
+  RegistryClientOptions options;
+  options.insecure = true;
+  options.retry.jitter = 0;
+  options.read_timeout = 5s;
+  options.request_timeout = 5s;  // as --read-timeout 5 makes it
+  options.now = [&] { return start + elapsed; };
+  options.sleep = [&](std::chrono::milliseconds d) { elapsed += d; };
+  std::vector<std::chrono::milliseconds> token_timeouts;
+  std::chrono::milliseconds registry_delay = 4500ms;
+  auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.starts_with("http://auth.test/token")) {
+      // A silent token server: the request lasts exactly as long as it is allowed to.
+      token_timeouts.push_back(r.timeout);
+      elapsed += r.timeout;
+      return Error(ErrorCode::kTimeout, "Operation timed out", /*retryable=*/true);
+    }
+    elapsed += registry_delay;
+    return MakeResponse(401, "", {{"www-authenticate", kBearerChallenge}});
+  });
+  RegistryClient client(kHost, options, transport);
+  SUBCASE("the 401 comes late: the token request gets the rest") {
+    auto got = client.GetManifest("app", "latest");
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kTimeout);
+    REQUIRE(token_timeouts.size() == 1);
+    CHECK(token_timeouts[0] > 0ms);
+    CHECK(token_timeouts[0] <= 500ms);
+    CHECK(elapsed <= 5s);
+  }
+  SUBCASE("the 401 comes after the deadline: no token request at all") {
+    registry_delay = 6s;
+    auto got = client.GetManifest("app", "latest");
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kTimeout);
+    CHECK(token_timeouts.empty());
+  }
+}
+
+TEST_CASE("RegistryClient: mirror_tags decides whether a mirror may resolve a tag; digests use mirrors either way") {
+  const std::string origin_manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]})";
+  const std::string mirror_manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[],"x":1})";
+  RegistryClientOptions options;
+  options.mirrors = {"http://mirror.test"};
+  auto handler = [&](const HttpRequest& r) -> Result<HttpResponse> {
+    bool mirror = r.url.starts_with("http://mirror.test/");
+    // By tag the two disagree; by digest the mirror has the origin's manifest too.
+    if (r.url.ends_with("/manifests/v1")) return MakeResponse(200, mirror ? mirror_manifest : origin_manifest);
+    if (r.url.ends_with("/manifests/" + Sha256Of(origin_manifest).ToString())) return MakeResponse(200, origin_manifest);
+    return MakeResponse(404);
+  };
+  SUBCASE("yes (the default): the mirror's tag answer is taken") {
+    Harness h(handler, options);
+    auto got = h.client->GetManifest("app", "v1");
+    REQUIRE(got);
+    CHECK(got->bytes == mirror_manifest);
+    CHECK(h.transport->count() == 1);
+  }
+  SUBCASE("no: tags at the origin only, digests still from the mirror") {
+    options.mirror_tags = false;
+    Harness h(handler, options);
+    auto by_tag = h.client->GetManifest("app", "v1");
+    REQUIRE(by_tag);
+    CHECK(by_tag->bytes == origin_manifest);
+    auto requests = h.transport->requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].url == std::string(kBase) + "/v2/app/manifests/v1");
+    auto by_digest = h.client->GetManifest("app", by_tag->digest.ToString());
+    REQUIRE(by_digest);
+    requests = h.transport->requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[1].url.starts_with("http://mirror.test/v2/app/manifests/sha256:"));
+    // Blobs are digests too.
+    auto blob = h.client->GetBlobRange("app", Sha256Of(kBlob), 0, 1);
+    CHECK_FALSE(blob);  // neither has it
+    CHECK(h.transport->requests().at(2).url.starts_with("http://mirror.test/"));
+  }
+}
+
 }  // namespace lazyfs::fetch

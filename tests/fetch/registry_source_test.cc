@@ -338,4 +338,71 @@ TEST_CASE("PushImage: a digest destination is refused") {
   std::filesystem::remove_all(layout->dir());
 }
 
+TEST_CASE("OpenRegistrySource: RegistryOptions::mirror_tags reaches the client") {
+  Fixture f;
+  auto [config, layer, manifest, manifest_json] = PublishBlobs(f, "amd64");
+  f.registry.manifests["v1"] = {manifest_json, std::string(kMediaTypeOciManifest)};
+  f.options.mirrors = {"http://mirror.test"};
+  bool off = false;
+  SUBCASE("yes") {}
+  SUBCASE("no") { off = true; }
+  f.options.mirror_tags = !off;
+  auto ref = ImageRef::Parse("docker://reg.test/app:v1");
+  REQUIRE(ref);
+  auto source = OpenRegistrySource(*ref, SourceOptions{"linux/amd64", {}, nullptr}, f.options);
+  REQUIRE(source);
+  REQUIRE((*source)->Resolve());
+  // The fake answers every host alike: what counts is where the tag was asked.
+  std::vector<HttpRequest> requests = f.transport->requests();
+  REQUIRE_FALSE(requests.empty());
+  CHECK(requests[0].url.ends_with("/manifests/v1"));
+  CHECK(requests[0].url.starts_with(off ? "http://reg.test/" : "http://mirror.test/"));
+  bool config_from_mirror = false;
+  for (const HttpRequest& r : requests) config_from_mirror |= r.url.starts_with("http://mirror.test/v2/app/blobs/");
+  CHECK(config_from_mirror);  // a digest goes through the mirror either way
+}
+
+TEST_CASE("NewRegistryClient: --insecure-registry names also let a token realm be plain http") {
+  // An https registry whose token server is on a host the user listed as insecure.
+  auto transport = std::make_shared<FakeTransport>([](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.starts_with("http://auth.test:9000/")) return MakeResponse(200, R"({"token":"t"})");
+    if (RequestHeader(r, "Authorization") != "Bearer t") {
+      return MakeResponse(401, "", {{"www-authenticate", R"(Bearer realm="http://auth.test:9000/token")"}});
+    }
+    return MakeResponse(200, "", {{"content-length", "5"}});
+  });
+  RegistryOptions options;
+  options.transport = transport;
+  options.search_auth_files = false;
+  options.credentials = Credentials{"u", "p"};
+  options.sleep = [](std::chrono::milliseconds) {};
+  SUBCASE("listed") {
+    options.insecure_registries = {"auth.test:9000"};
+    auto client = NewRegistryClient("reg.test", options);
+    REQUIRE(client);
+    auto size = (*client)->HeadBlob("app", Sha256Of("x"));
+    REQUIRE(size);
+    CHECK(*size == 5u);
+  }
+  SUBCASE("not listed") {
+    auto client = NewRegistryClient("reg.test", options);
+    REQUIRE(client);
+    auto size = (*client)->HeadBlob("app", Sha256Of("x"));
+    REQUIRE_FALSE(size);
+    CHECK(size.error().code() == ErrorCode::kPermission);
+    CHECK(transport->count() == 1);
+  }
+}
+
+TEST_CASE("CurlOptionsFor: the connect timeout is clamped to the read bound") {
+  RegistryOptions options;
+  options.connect_timeout = std::chrono::seconds(10);
+  options.read_timeout = std::chrono::seconds(3);
+  CHECK(CurlOptionsFor(options).connect_timeout == std::chrono::seconds(3));
+  options.read_timeout = std::chrono::seconds(30);
+  CHECK(CurlOptionsFor(options).connect_timeout == std::chrono::seconds(10));
+  options.read_timeout = std::chrono::milliseconds(0);  // no bound
+  CHECK(CurlOptionsFor(options).connect_timeout == std::chrono::seconds(10));
+}
+
 }  // namespace lazyfs::fetch
