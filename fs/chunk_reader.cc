@@ -117,7 +117,6 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchOnce(uint32_t layer, const Chu
   bool leader = false;
   {
     std::lock_guard lock(mu_);
-    if (std::optional<Error> failed = RecentFailureLocked(chunk.digest)) return *std::move(failed);
     auto [it, fresh] = inflight_.try_emplace(chunk.digest);
     if (fresh) it->second = std::make_shared<Inflight>();
     flight = it->second;
@@ -137,34 +136,8 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchOnce(uint32_t layer, const Chu
   {
     std::lock_guard lock(mu_);
     inflight_.erase(chunk.digest);
-    if (!result) RememberFailureLocked(chunk.digest, result.error());
   }
   return result;
-}
-
-std::optional<Error> ChunkReader::RecentFailureLocked(const Sha256Digest& digest) {
-  auto it = recent_failures_.find(digest);
-  if (it == recent_failures_.end()) return std::nullopt;
-  if (std::chrono::steady_clock::now() >= it->second.until) {
-    recent_failures_.erase(it);
-    return std::nullopt;
-  }
-  Error error = it->second.error;  // a copy: the remembered one stays as it was
-  return std::move(error).Context(fmt::format("fetch failed less than {} s ago", kFailureMemory.count()));
-}
-
-void ChunkReader::RememberFailureLocked(const Sha256Digest& digest, const Error& error) {
-  // Bytes that failed verification say nothing of the next answer, and a lying TOC entry (a digest with
-  // the wrong size) must not make the honest entries of that digest fail: only the source's failures
-  // (unreachable, timed out, gone) stand in for the next fetches.
-  if (error.code() == ErrorCode::kCorrupt) return;
-  auto now = std::chrono::steady_clock::now();
-  // A dead registry fails every chunk a workload touches: keep the map small by dropping what expired.
-  constexpr size_t kPruneAbove = 4096;
-  if (recent_failures_.size() >= kPruneAbove) {
-    std::erase_if(recent_failures_, [&](const auto& entry) { return now >= entry.second.until; });
-  }
-  recent_failures_.insert_or_assign(digest, RecentFailure{now + kFailureMemory, error});
 }
 
 Result<ChunkReader::ChunkBytes> ChunkReader::FetchHostWide(uint32_t layer, const ChunkRef& chunk) {
@@ -258,10 +231,6 @@ ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<co
   {
     std::lock_guard lock(mu_);
     for (const ChunkRef* c : candidates) {
-      if (std::optional<Error> failed = RecentFailureLocked(c->digest)) {
-        results.emplace_back(c, *std::move(failed));
-        continue;
-      }
       auto [slot, fresh] = inflight_.try_emplace(c->digest);
       if (!fresh) continue;  // another thread (or an equal chunk earlier in this group) fetches it
       slot->second = std::make_shared<Inflight>();
@@ -297,7 +266,6 @@ ChunkReader::GroupResults ChunkReader::FetchGroup(uint32_t layer, std::vector<co
     {
       std::lock_guard lock(mu_);
       inflight_.erase(c->digest);
-      if (!result) RememberFailureLocked(c->digest, result.error());
     }
     results.emplace_back(c, std::move(result));
   }

@@ -8,9 +8,7 @@
 // A miss fetches, in the same request, the read's later chunks that are missing too and, with fetch-ahead
 // on (SetFetchAhead), the chunks that follow it in the layer blob (see fs/blob_order.h).
 //
-// Concurrent misses of one chunk within the process collapse into one fetch (single flight). A chunk whose
-// source just failed (unreachable, timed out, gone; not wrong bytes) answers that error at once for
-// kFailureMemory.
+// Concurrent misses of one chunk within the process collapse into one fetch (single flight).
 // Thread safety: Read may be called from any number of threads at once.
 #pragma once
 
@@ -153,21 +151,8 @@ class ChunkReader {
   const BlobOrder* blob_order_ = nullptr;  // set before serving, then constant
   uint64_t fetch_ahead_bytes_ = 0;          // set before serving, then constant
 
-  // How long a failed fetch's error stands in for new fetches of that chunk. The kernel follows a failed
-  // readahead with a one-page read of the same range; a fresh fetch would give that read a fresh
-  // --read-timeout, and one read(2) on a dead registry would take twice the bound.
-  static constexpr std::chrono::seconds kFailureMemory{3};
-  struct RecentFailure {
-    std::chrono::steady_clock::time_point until;
-    Error error;
-  };
-  // Both with mu_ held.
-  std::optional<Error> RecentFailureLocked(const Sha256Digest& digest);
-  void RememberFailureLocked(const Sha256Digest& digest, const Error& error);
-
-  std::mutex mu_;  // protects inflight_ and recent_failures_; never held across I/O
+  std::mutex mu_;  // protects inflight_ only; never held across I/O
   std::unordered_map<Sha256Digest, std::shared_ptr<Inflight>, Sha256DigestHash> inflight_;  // guarded by mu_
-  std::unordered_map<Sha256Digest, RecentFailure, Sha256DigestHash> recent_failures_;      // guarded by mu_
 };
 
 }  // namespace lazyfs::fs

@@ -312,25 +312,4 @@ TEST_CASE("ChunkReader: a chunk named with another size than its digest's bytes 
   }
 }
 
-TEST_CASE("ChunkReader: a chunk whose fetch just failed fails again at once, without a new request") {
-  // The kernel retries a failed readahead with a one-page read: a new fetch would give it a new deadline.
-  Fixture f(6);
-  f.blobs.SetFailing(true);
-  Result<std::string> first = f.ReadFile(3);
-  REQUIRE_FALSE(first);
-  CHECK(first.error().code() == ErrorCode::kNetwork);
-  CHECK(f.blobs.calls() == 1);
-  f.blobs.SetFailing(false);
-  Result<std::string> again = f.ReadFile(3);
-  REQUIRE_FALSE(again);
-  CHECK(again.error().code() == ErrorCode::kNetwork);
-  CHECK(again.error().ToString().find("failed less than") != std::string::npos);
-  CHECK(f.blobs.calls() == 1);
-  std::vector<const ChunkRef*> group = {&f.File(3).chunks[0]};
-  CHECK(f.reader->WarmGroup(0, group).failed == 1);  // prefetch does not try it either
-  CHECK(f.blobs.calls() == 1);
-  CHECK(f.ReadFile(4).value() == Content(4));  // other chunks are fetched as usual
-  CHECK(f.blobs.calls() == 2);
-}
-
 }  // namespace lazyfs::fs
