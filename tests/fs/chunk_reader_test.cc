@@ -25,7 +25,6 @@ class RecordingBlobReader : public fetch::BlobReader {
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override {
     std::lock_guard lock(mu_);
     ++calls_;
-    if (failing_) return Error(ErrorCode::kNetwork, "registry down", /*retryable=*/true);
     ranges_.emplace_back(offset, length);
     return Slice(blob, offset, length);
   }
@@ -33,7 +32,6 @@ class RecordingBlobReader : public fetch::BlobReader {
                                               const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override {
     std::lock_guard lock(mu_);
     ++calls_;
-    if (failing_) return Error(ErrorCode::kNetwork, "registry down", /*retryable=*/true);
     std::vector<std::string> out;
     for (const auto& [offset, length] : ranges) {
       ranges_.emplace_back(offset, length);
@@ -48,10 +46,6 @@ class RecordingBlobReader : public fetch::BlobReader {
   std::string Describe() const override { return "recording"; }
 
   const Sha256Digest& digest() const { return digest_; }
-  void SetFailing(bool failing) {
-    std::lock_guard lock(mu_);
-    failing_ = failing;
-  }
   size_t calls() {
     std::lock_guard lock(mu_);
     return calls_;
@@ -73,7 +67,6 @@ class RecordingBlobReader : public fetch::BlobReader {
   const Sha256Digest digest_;
   std::mutex mu_;
   size_t calls_ = 0;                                   // guarded by mu_
-  bool failing_ = false;                               // guarded by mu_
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // guarded by mu_
 };
 
