@@ -1,6 +1,7 @@
 """Shared plumbing for the lazyfs integration tests: CLI arguments, mounts, references, bounded reads.
 
-Every test program is a `unittest` program run as root:
+Every test program is a `unittest` program run as root, ending in `harness.main()` (skips exit 77, or fail
+under $CI):
 
     python3 test_x.py --lazyfs /path/to/lazyfs [unittest args]
 
@@ -64,6 +65,31 @@ def require_environment():
             raise unittest.SkipTest(f"{tool} not installed")
     if not os.path.exists("/dev/fuse"):
         raise unittest.SkipTest("/dev/fuse missing")
+
+
+SKIPPED_EXIT = 77  # meson's "skipped"
+
+
+def ci_is_set():
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def main(argv=None):
+    """unittest.main for every test program, with skips that cannot pass for a run: exits 77 when every
+    test was skipped (meson shows SKIP, not OK), and 1 when any test was skipped while $CI is set (CI
+    installs everything, so a skip there is a broken install step). Otherwise 0 on success, 1 on failure."""
+    result = unittest.main(argv=argv, verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.skipped and ci_is_set():
+        print(f"FAIL: {len(result.skipped)} skipped with CI set; a skip in CI means an install step is broken:",
+              file=sys.stderr)
+        for test, reason in result.skipped:
+            print(f"  {test}: {reason}", file=sys.stderr)
+        sys.exit(1)
+    # A skip raised in setUpClass is recorded against a placeholder, not a TestCase, and is not counted as run.
+    ran = result.testsRun - sum(1 for test, _ in result.skipped if isinstance(test, unittest.TestCase))
+    sys.exit(SKIPPED_EXIT if result.skipped and ran == 0 else 0)
 
 
 def wait_for(condition, timeout, what, interval=0.02):

@@ -171,4 +171,4 @@ _add_case_tests()
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main(verbosity=2)
+    harness.main()

@@ -642,4 +642,4 @@ class CtrRemoteTest(unittest.TestCase):
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main(verbosity=2)
+    harness.main()

@@ -22,6 +22,9 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "hellobench"))
 import images  # noqa: E402
 
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
 LAZYFS = None
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(x|%)?$")
 
@@ -80,4 +83,4 @@ if __name__ == "__main__":
     ap.add_argument("--lazyfs", required=True)
     args, rest = ap.parse_known_args()
     LAZYFS = os.path.abspath(args.lazyfs)
-    unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
+    harness.main([sys.argv[0], *rest])

@@ -15,6 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from registry_harness import Registry, sha256, temp_dir, write_oci_layout  # noqa: E402
 
 PROBE = None
@@ -175,7 +176,7 @@ def main():
     parser.add_argument("--probe", required=True, help="path to the registry_probe executable")
     args, rest = parser.parse_known_args()
     PROBE = os.path.abspath(args.probe)
-    unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
+    harness.main([sys.argv[0], *rest])
 
 
 if __name__ == "__main__":

@@ -388,4 +388,4 @@ class RegistryMountTest(unittest.TestCase):
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main(verbosity=2)
+    harness.main()

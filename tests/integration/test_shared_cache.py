@@ -285,4 +285,4 @@ class SharedCacheTest(unittest.TestCase):
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main()
+    harness.main()

@@ -232,4 +232,4 @@ class StatsTraceTest(unittest.TestCase):
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main()
+    harness.main()

@@ -359,4 +359,4 @@ def mount_stats(m):
 
 if __name__ == "__main__":
     harness.parse_args()
-    unittest.main()
+    harness.main()
