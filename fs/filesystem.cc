@@ -50,18 +50,23 @@ Result<struct stat> Filesystem::Stat(uint64_t ino) const {
   return st;
 }
 
-Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char* buf) {
+Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char* buf, uint64_t reader) {
   const Node* n = tree_.Find(ino);
   if (!n) return NotFound("no inode " + std::to_string(ino));
   if (n->type != EntryType::kRegular) return InvalidArgument("not a regular file");
   if (offset >= n->size) return size_t{0};
   size_t length = static_cast<size_t>(std::min<uint64_t>(size, n->size - offset));
-  if (observers_.empty()) {
-    LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf));
-    return length;
+  if (reader != 0) {
+    if (std::optional<Error> repeat = recent_failures_.Find(reader, ino, offset, length, RecentFailures::Clock::now())) {
+      return *std::move(repeat);
+    }
   }
   ReadEvent event{ino, n, offset, length, {}, std::chrono::steady_clock::now()};
-  LAZYFS_TRY(reader_.Read(n->layer, n->chunks, offset, length, buf, &event.outcome));
+  Status read = reader_.Read(n->layer, n->chunks, offset, length, buf, observers_.empty() ? nullptr : &event.outcome);
+  if (!read) {
+    if (reader != 0) recent_failures_.Remember(reader, ino, offset, length, read.error(), RecentFailures::Clock::now());
+    return std::move(read).error();
+  }
   for (ReadObserver* observer : observers_) observer->OnRead(event);
   return length;
 }

@@ -102,7 +102,9 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_i
   // Sized from the request (the kernel may ask for up to max_pages at once), reused per thread.
   thread_local std::vector<char> buffer;
   if (buffer.size() < size) buffer.resize(size);
-  Result<size_t> n = ctx.fs->Read(ino, static_cast<uint64_t>(offset), size, buffer.data());
+  // The pid (a thread id) lets the core answer the kernel's immediate retry of a failed readahead at once.
+  uint64_t reader = static_cast<uint64_t>(fuse_req_ctx(req)->pid);
+  Result<size_t> n = ctx.fs->Read(ino, static_cast<uint64_t>(offset), size, buffer.data(), reader);
   if (!n) {
     LogError("read failed: image {} file {} offset {} length {}: {}", ctx.fs->image_name(),
              ctx.fs->tree().PathOf(ino), offset, size, n.error().ToString());

@@ -347,6 +347,26 @@ class RegistryMountTest(unittest.TestCase):
         self.assertReadCorrect(m, recipes.RANDOM_PATH, 7 * MiB, 4096)
         self.assertTrue(m.daemon_alive())
 
+    def test_one_read_on_a_silent_registry_waits_one_bound_not_two(self):
+        # The kernel's readahead fails at the deadline, then it asks again for one page inside the same
+        # read(2): that retry must be answered at once, not given a fresh --read-timeout.
+        proxy = self.serve(FaultProxy(self.reg))
+        bound = 3
+        m = self.mount(f"docker://{proxy.host}/features:estargz",
+                       ["--insecure-registry", proxy.host, "--read-timeout", str(bound)])
+        proxy.inject("stall")
+        started = time.monotonic()
+        got = harness.bounded_read(m.path(recipes.RANDOM_PATH), 5 * MiB + 123, 8192, timeout=60)
+        elapsed = time.monotonic() - started
+        proxy.inject(None)
+        self.assertEqual(got.get("errno"), errno.EIO, got)
+        log = m.log_tail(200)
+        self.assertIn("not fetched again", log, "the kernel's retry was fetched again")
+        # Twice the bound was the bug; one bound plus process start and scheduling is right.
+        self.assertLess(elapsed, 2 * bound, f"one read(2) took {elapsed:.1f}s with --read-timeout {bound}")
+        # Another reader, now that the registry answers again, is served at once.
+        self.assertReadCorrect(m, recipes.RANDOM_PATH, 5 * MiB + 123, 8192)
+
     def test_fault_proxy_right_bytes_or_bounded_eio(self):
         proxy = self.serve(FaultProxy(self.reg))
         m = self.mount(f"docker://{proxy.host}/features:estargz",
