@@ -173,7 +173,13 @@ def _pyplot():
     return None
 
 
+def _pct(v):
+    return 100 * v if v is not None else None
+
+
 def plots(out_dir, results):
+    """Writes start, needed and hits (PNG, else SVG) into out_dir; returns [(title, file name)]. An unmeasured
+    value (None) gets no bar, which is not a zero bar, and a series unmeasured on every image is left out."""
     ok = [r for r in results["images"] if _ok(r)]
     if not ok:
         return []
@@ -181,32 +187,40 @@ def plots(out_dir, results):
     series = {
         "start": ("Start time per image (s)", [("full pull + run", [r["full_s"] for r in ok]),
                                                 ("lazyfs cold", [r["cold_s"] for r in ok]),
-                                                ("lazyfs cold + prefetch", [r.get("prefetch_s") or 0 for r in ok]),
-                                                ("lazyfs warm, new mount", [r.get("warm_s") or 0 for r in ok]),
-                                                ("lazyfs warm, mount kept", [r.get("warm_kept_s") or 0 for r in ok])]),
-        "needed": ("Data needed, % of image", [("fetched, % of compressed image", [derive(r)["fetched_pct"] or 0 for r in ok]),
-                                               ("needed, % of file bytes", [derive(r)["needed_pct"] or 0 for r in ok])]),
-        "hits": ("Repeat-run hit ratio (%)", [("repeat run", [100 * (r.get("repeat_hit_ratio") or 0) for r in ok]),
-                                             ("cross-image", [100 * (r.get("cross_image_hit_ratio") or 0) for r in ok]),
-                                             ("cross-image bytes already cached", [100 * (r.get("cross_image_bytes_saved") or 0) for r in ok])]),
+                                                ("lazyfs cold + prefetch", [r.get("prefetch_s") for r in ok]),
+                                                ("lazyfs warm, new mount", [r.get("warm_s") for r in ok]),
+                                                ("lazyfs warm, mount kept", [r.get("warm_kept_s") for r in ok])]),
+        "needed": ("Data needed, % of image", [("fetched, % of compressed image", [derive(r)["fetched_pct"] for r in ok]),
+                                               ("needed, % of file bytes", [derive(r)["needed_pct"] for r in ok])]),
+        "hits": ("Repeat-run hit ratio (%)", [("repeat run", [_pct(r.get("repeat_hit_ratio")) for r in ok]),
+                                             ("cross-image", [_pct(r.get("cross_image_hit_ratio")) for r in ok]),
+                                             ("cross-image bytes already cached",
+                                              [_pct(r.get("cross_image_bytes_saved")) for r in ok])]),
     }
+    series = {key: (title, [(label, vals) for label, vals in data if any(v is not None for v in vals)])
+              for key, (title, data) in series.items()}
     plt = _pyplot()
     if plt is None:
-        return [(title, _svg(out_dir, key, title, names, data)) for key, (title, data) in series.items()]
+        return [(title, _svg(out_dir, key, title, names, data)) for key, (title, data) in series.items() if data]
     made = []
     for key, (title, data) in series.items():
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4))
+        if not data:
+            continue
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2) + 2, 4))  # + 2 in for the legend
         width = 0.8 / len(data)
         for i, (label, values) in enumerate(data):
-            ax.bar([x + i * width for x in range(len(names))], values, width, label=label)
+            ax.bar([x + i * width for x in range(len(names))], [float("nan") if v is None else v for v in values],
+                   width, label=label)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))])
-        ax.set_xticklabels(names, rotation=60, ha="right")
+        # anchor: the end of each rotated name sits under its own group, not half a name to the right
+        ax.set_xticklabels(names, rotation=60, ha="right", rotation_mode="anchor")
         ax.set_title(title)
         if key == "start":
             ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        # outside the axes, right of them: inside, it covered the bars of the first or last images
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
         fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, key + ".png"), dpi=90)
+        fig.savefig(os.path.join(out_dir, key + ".png"), dpi=90, bbox_inches="tight")
         plt.close(fig)
         made.append((title, key + ".png"))
     return made
@@ -214,7 +228,7 @@ def plots(out_dir, results):
 
 def _svg(out_dir, key, title, names, data):
     colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
-    top = max([v for _, vals in data for v in vals] + [1e-9])
+    top = max([v for _, vals in data for v in vals if v is not None] + [1e-9])
     w, h, group = 60 + 40 * len(names), 300, 36
     bw = group / len(data)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 80}">',
@@ -222,6 +236,8 @@ def _svg(out_dir, key, title, names, data):
     for gi, name in enumerate(names):
         x0 = 50 + gi * 40
         for si, (_, vals) in enumerate(data):
+            if vals[gi] is None:
+                continue
             bh = (h - 40) * vals[gi] / top
             parts.append(f'<rect x="{x0 + si * bw:.1f}" y="{h - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
                          f'fill="{colors[si % len(colors)]}"/>')

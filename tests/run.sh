@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, second command; .ci/run calls exactly this): installs what the tests need from
 # apt, builds, and runs every test — unit tests, the unit tests again under AddressSanitizer + UBSan, and the
-# integration tests that mount real FUSE file systems and start real servers on 127.0.0.1. Needs root.
+# integration tests that mount real FUSE file systems and start real servers on 127.0.0.1. Needs root: as
+# another user it re-runs itself through sudo (tools/require-root.sh).
 set -euo pipefail
+source "$(dirname "$0")/../tools/require-root.sh" "$@"
 cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh
