@@ -2,7 +2,7 @@
 """Shared-cache benchmark (issue 4): flash crowd and cached random reads. Prints the figures; asserts
 nothing (goals are read off the output: a shared 2-core machine is noisy).
 
-    sudo python3 hellobench/cache_bench.py --lazyfs build/tools/lazyfs [--mounts 16]
+    python3 hellobench/cache_bench.py --lazyfs build/tools/lazyfs [--mounts 16]
 
 Figures:
   flash crowd    N mounts of one eStargz image (64 MiB of incompressible files, `lazyfs convert` default

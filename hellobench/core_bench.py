@@ -3,7 +3,7 @@
 lazyfs against the same image unpacked by `umoci unpack` on the local disk. Prints the figures; asserts
 nothing (goals are read off the output, not enforced, because a shared 2-core machine is noisy).
 
-    sudo python3 hellobench/core_bench.py --lazyfs build/tools/lazyfs [--runs 3]
+    python3 hellobench/core_bench.py --lazyfs build/tools/lazyfs [--runs 3]
 
 Figures:
   mount time      `lazyfs mount` of the largest test image (features: 20,000-entry dir, 200 MiB sparse

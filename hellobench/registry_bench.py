@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Registry benchmark (issue 3): what a cold lazy mount from a local registry costs on the wire.
 
-    sudo python3 hellobench/registry_bench.py --lazyfs build/tools/lazyfs [--runs 3]
+    python3 hellobench/registry_bench.py --lazyfs build/tools/lazyfs [--runs 3]
 
 The features image (tests/integration/recipes.py: 20,000-entry dir, 200 MiB sparse file, 24 MiB random
 file, ...) is converted to eStargz straight into a docker-registry on 127.0.0.1 (`lazyfs convert oci:…
