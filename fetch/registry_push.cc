@@ -9,6 +9,7 @@
 
 #include <chrono>
 
+#include "common/human_size.h"
 #include "common/log.h"
 #include "fetch/image.h"
 
@@ -18,7 +19,6 @@ namespace {
 constexpr int kMaxIndexDepth = 2;
 constexpr auto kProgressInterval = std::chrono::seconds(2);
 
-std::string Mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 class Pusher {
  public:
@@ -50,7 +50,7 @@ class Pusher {
   Status PushBlob(const Descriptor& d) {
     std::optional<uint64_t> present = LAZYFS_TRY(client_.HeadBlob(repo_, d.digest));
     if (present && *present == d.size) {
-      Say(fmt::format("blob {} already present ({}), skipped", d.digest.Short(), Mib(d.size)));
+      Say(fmt::format("blob {} already present ({}), skipped", d.digest.Short(), HumanSize(d.size)));
       return Ok();
     }
     std::string file = layout_.BlobPath(d.digest);
@@ -65,10 +65,10 @@ class Pusher {
       auto now = std::chrono::steady_clock::now();
       if (now - last < kProgressInterval) return;
       last = now;
-      Say(fmt::format("uploading {} {}/{}", d.digest.Short(), Mib(sent), Mib(total)));
+      Say(fmt::format("uploading {} {}/{}", d.digest.Short(), HumanSize(sent), HumanSize(total)));
     };
     LAZYFS_TRY(client_.UploadBlob(repo_, d.digest, file, d.size, on_progress));
-    Say(fmt::format("uploaded blob {} ({})", d.digest.Short(), Mib(d.size)));
+    Say(fmt::format("uploaded blob {} ({})", d.digest.Short(), HumanSize(d.size)));
     return Ok();
   }
 

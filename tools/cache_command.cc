@@ -23,6 +23,7 @@
 
 #include "cache/chunk_store.h"
 #include "cache/fetch_lock.h"
+#include "common/human_size.h"
 #include "common/log.h"
 #include "fetch/image_source.h"
 #include "fs/store_documents.h"
@@ -49,6 +50,13 @@ Result<std::unique_ptr<cache::ChunkStore>> OpenCache(const CacheCommandOptions& 
   return cache::ChunkStore::Open(options);
 }
 
+// One value as people read it: byte counts (keys ending in "_bytes") as "64.0 GiB"; --json keeps them exact.
+std::string ForPeople(const std::string& key, const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_unsigned() && key.ends_with("_bytes")) return HumanSize(value.get<uint64_t>());
+  return value.dump();
+}
+
 void Print(const CacheCommandOptions& o, const nlohmann::json& out) {
   if (o.json) {
     std::printf("%s\n", out.dump(2).c_str());
@@ -59,7 +67,7 @@ void Print(const CacheCommandOptions& o, const nlohmann::json& out) {
       std::printf("%-18s %zu\n", key.c_str(), value.size());
       for (const auto& item : value) std::printf("  %s\n", item.dump().c_str());
     } else {
-      std::printf("%-18s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+      std::printf("%-18s %s\n", key.c_str(), ForPeople(key, value).c_str());
     }
   }
 }

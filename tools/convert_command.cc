@@ -28,6 +28,7 @@
 
 #include "common/digest.h"
 #include "common/fd.h"
+#include "common/human_size.h"
 #include "common/log.h"
 #include "fetch/image.h"
 #include "fetch/image_source.h"
@@ -44,14 +45,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kPieceSize = 1 << 20;
 constexpr auto kProgressInterval = std::chrono::seconds(1);
-
-// Sizes for people: "812 B", "17.5 KiB", "120.0 MiB", "1.2 GiB".
-std::string HumanSize(uint64_t bytes) {
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  if (bytes < (1 << 20)) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
-  if (bytes < (uint64_t{1} << 30)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
-  return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (uint64_t{1} << 30));
-}
 
 // Progress lines: rewritten in place on a terminal, log lines (info) otherwise; debug-only when quiet.
 class Reporter {

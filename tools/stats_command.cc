@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/human_size.h"
 #include "common/log.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
@@ -12,17 +13,6 @@
 
 namespace lazyfs::tools {
 namespace {
-
-std::string Bytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
-}
 
 double Percent(uint64_t part, uint64_t whole) { return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole); }
 
@@ -48,13 +38,13 @@ void PrintTable(const nlohmann::json& s) {
   for (const auto& l : layers) lazy += l.value("lazy", false) ? 1 : 0;
   std::printf("layers          %zu (%zu lazy, %zu read whole)\n", layers.size(), lazy, layers.size() - lazy);
   std::printf("image size      %s compressed, %s uncompressed, %s in files (%llu inodes)\n",
-              Bytes(U(s, "image_bytes_compressed")).c_str(), Bytes(U(s, "image_bytes_uncompressed")).c_str(),
-              Bytes(files).c_str(), static_cast<unsigned long long>(U(s, "inodes")));
-  std::printf("read            %s in %llu reads\n", Bytes(U(s, "bytes_read")).c_str(),
+              HumanSize(U(s, "image_bytes_compressed")).c_str(), HumanSize(U(s, "image_bytes_uncompressed")).c_str(),
+              HumanSize(files).c_str(), static_cast<unsigned long long>(U(s, "inodes")));
+  std::printf("read            %s in %llu reads\n", HumanSize(U(s, "bytes_read")).c_str(),
               static_cast<unsigned long long>(U(s, "reads")));
-  std::printf("needed          %s unique (%.2f%% of the file bytes)\n", Bytes(needed).c_str(), Percent(needed, files));
+  std::printf("needed          %s unique (%.2f%% of the file bytes)\n", HumanSize(needed).c_str(), Percent(needed, files));
   std::printf("fetched         %s: %llu chunks in %llu requests (%.2f%% of the compressed image)\n",
-              Bytes(fetched).c_str(), static_cast<unsigned long long>(U(s, "fetches")),
+              HumanSize(fetched).c_str(), static_cast<unsigned long long>(U(s, "fetches")),
               static_cast<unsigned long long>(U(s, "requests")), Percent(fetched, U(s, "image_bytes_compressed")));
   std::printf("amplification   %.2fx (fetched / needed)\n", s.value("amplification", 0.0));
   std::printf("chunk cache     %llu hits, %llu misses (%.1f%% hits)\n", static_cast<unsigned long long>(hits),
@@ -84,7 +74,7 @@ void PrintTable(const nlohmann::json& s) {
   if (!top.empty()) {
     std::printf("\n%-12s %-12s %-8s %s\n", "needed", "read", "misses", "top files");
     for (const auto& f : top) {
-      std::printf("%-12s %-12s %-8llu %s\n", Bytes(U(f, "bytes_needed")).c_str(), Bytes(U(f, "bytes_read")).c_str(),
+      std::printf("%-12s %-12s %-8llu %s\n", HumanSize(U(f, "bytes_needed")).c_str(), HumanSize(U(f, "bytes_read")).c_str(),
                   static_cast<unsigned long long>(U(f, "chunk_misses")), f.value("path", "").c_str());
     }
   }

@@ -9,6 +9,7 @@ client's, libarchive's or FUSE's libraries; everything but a run on a live mount
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,22 @@ class FrontEndTest(unittest.TestCase):
         r = run("no-such-command")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("subcommand", r.stderr)
+
+    def test_cache_stats_prints_sizes_for_people_and_exact_json(self):
+        cache = tempfile.mkdtemp(prefix="lazyfs-front.")
+        try:
+            exact = run("cache", "stats", "--json", "--cache-dir", cache)
+            self.assertEqual(exact.returncode, 0, exact.stderr)
+            stats = json.loads(exact.stdout)
+            self.assertEqual(stats["max_bytes"], 10 << 30)  # the default --cache-size, exact
+            people = run("cache", "stats", "--cache-dir", cache)
+            self.assertEqual(people.returncode, 0, people.stderr)
+            self.assertRegex(people.stdout, r"\nmax_bytes +10\.0 GiB\n")
+            self.assertRegex(people.stdout, r"\nchunk_bytes +0 B\n")
+            self.assertRegex(people.stdout, r"\nchunks +0\n")  # counts stay counts
+            self.assertNotIn(str(stats["map_bytes"]), people.stdout)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
 
     def test_run_help_and_bad_options_stay_in_the_front_end(self):
         r = run("run", "--help")
