@@ -37,10 +37,17 @@ class BlobReader {
   // The blob's size in bytes.
   virtual Result<uint64_t> Size(const Sha256Digest& blob) = 0;
 
+  // How long a Stream may take. kUnbounded: only the transport's low-speed limit bounds it (a mount
+  // indexing a big plain layer may rightly take long). kReadDeadline: a FUSE read waits on it (a plain
+  // layer streamed again after its chunks were evicted), so the reader's read deadline (--read-timeout)
+  // bounds the whole stream, as it bounds ReadRanges. Local readers have nothing to bound.
+  enum class StreamBound { kUnbounded, kReadDeadline };
+
   // Streams the whole blob to `sink` in pieces, in order, and verifies the blob's sha256 at the end:
   // kCorrupt if it does not match. The sink may stop the stream by returning an error, which is returned.
   // Callers must not trust what they derived from the pieces until Stream has returned Ok.
-  virtual Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) = 0;
+  virtual Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink,
+                        StreamBound bound) = 0;
 
   // Reads a whole (small) blob and verifies its digest: manifests, configs, indexes.
   Result<std::string> ReadVerified(const Sha256Digest& blob, uint64_t max_size);

@@ -115,7 +115,7 @@ class DockerArchiveBlobReader final : public BlobReader {
     return file->size;
   }
 
-  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override {
+  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink, StreamBound) override {
     Sha256Hasher hasher;
     uint64_t size = LAZYFS_TRY(Size(blob));
     for (uint64_t offset = 0; offset < size;) {

@@ -71,7 +71,7 @@ class OciLayoutBlobReader final : public BlobReader {
     return open->size;
   }
 
-  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override {
+  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink, StreamBound) override {
     auto open = LAZYFS_TRY(Get(blob));
     std::string path = layout_.BlobPath(blob);
     std::string buffer(kStreamPieceSize, '\0');

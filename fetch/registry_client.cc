@@ -371,7 +371,7 @@ Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const 
 
 Status RegistryClient::GetBlobStream(const std::string& repo, const Sha256Digest& digest,
                                      const std::function<Status(std::string_view)>& sink,
-                                     std::optional<uint64_t> expected_size) {
+                                     std::optional<uint64_t> expected_size, std::optional<SteadyTime> deadline) {
   std::string what = fmt::format("blob {}/{}@{}", host_, repo, digest.ToString());
   Sha256Hasher hasher;
   uint64_t delivered = 0;  // bytes handed to `sink`, across attempts and sources
@@ -413,7 +413,7 @@ Status RegistryClient::GetBlobStream(const std::string& repo, const Sha256Digest
     }
     return Ok();
   };
-  Result<HttpResponse> response = ExecuteRead(PullScope(repo), make, check, std::nullopt);
+  Result<HttpResponse> response = ExecuteRead(PullScope(repo), make, check, deadline);
   if (sink_error) return *std::move(sink_error);
   if (!response) return std::move(response).error();
   if (!Is2xx(response->status)) return HttpStatusError(*response, what);

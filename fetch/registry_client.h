@@ -112,10 +112,12 @@ class RegistryClient {
 
   // Streams a whole blob to `sink` and verifies its sha256 (kCorrupt on mismatch). A transfer cut short
   // is resumed with a Range from the bytes already delivered, so the sink sees every byte exactly once.
-  // `expected_size`, when known, is checked too.
+  // `expected_size`, when known, is checked too. `deadline`, when given, bounds the whole stream like a
+  // read (kTimeout past it); without one only the transport's low-speed limit does.
   Status GetBlobStream(const std::string& repo, const Sha256Digest& digest,
                        const std::function<Status(std::string_view)>& sink,
-                       std::optional<uint64_t> expected_size = std::nullopt);
+                       std::optional<uint64_t> expected_size = std::nullopt,
+                       std::optional<SteadyTime> deadline = std::nullopt);
 
   // The blob's size from HEAD (Content-Length), or nullopt when the registry does not have it.
   Result<std::optional<uint64_t>> HeadBlob(const std::string& repo, const Sha256Digest& digest);

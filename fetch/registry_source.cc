@@ -191,13 +191,16 @@ Result<uint64_t> RegistryBlobReader::Size(const Sha256Digest& blob) {
   return *size;
 }
 
-Status RegistryBlobReader::Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) {
+Status RegistryBlobReader::Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink,
+                                  StreamBound bound) {
   std::optional<uint64_t> expected;
   {
     std::lock_guard lock(mu_);
     if (auto it = sizes_.find(blob); it != sizes_.end()) expected = it->second;
   }
-  return client_->GetBlobStream(repository_, blob, sink, expected);
+  std::optional<SteadyTime> deadline;
+  if (bound == StreamBound::kReadDeadline) deadline = client_->ReadDeadline();
+  return client_->GetBlobStream(repository_, blob, sink, expected, deadline);
 }
 
 std::string RegistryBlobReader::Describe() const { return "docker://" + client_->host() + "/" + repository_; }

@@ -60,7 +60,8 @@ class RegistryBlobReader final : public BlobReader {
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override;
   // From the descriptor sizes learnt from the manifest; otherwise a HEAD (kNotFound if absent).
   Result<uint64_t> Size(const Sha256Digest& blob) override;
-  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override;
+  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink,
+                StreamBound bound) override;
   std::string Describe() const override;
 
   // Reads several ranges of one blob with as few requests as MergeRanges allows, up to kParallelRequests

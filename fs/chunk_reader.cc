@@ -162,7 +162,7 @@ Result<ChunkReader::ChunkBytes> ChunkReader::FetchAndVerify(uint32_t layer, cons
   const LayerSource& source = layers_[layer];
   if (chunk.blob_length == 0) {
     // A plain layer's chunk: it only exists in the cache, so make the layer's chunks again.
-    LAZYFS_TRY(restream_(layer));
+    LAZYFS_TRY(restream_(layer, chunk.digest));
     std::optional<std::string> data = LAZYFS_TRY(store_.GetChunk(chunk.digest));
     if (!data) return NotFound("chunk missing from the cache even after streaming its layer again");
     return SizedAs(std::make_shared<const std::string>(std::move(*data)), chunk);

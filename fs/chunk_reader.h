@@ -42,8 +42,8 @@ struct LayerSource {
   bool lazy = true;
 };
 
-// Re-streams a plain layer so its chunks are back in the cache (they were evicted).
-using LayerRestreamer = std::function<Status(uint32_t layer)>;
+// Re-streams a plain layer so its chunks, `wanted` among them, are back in the cache (they were evicted).
+using LayerRestreamer = std::function<Status(uint32_t layer, const Sha256Digest& wanted)>;
 
 // Counters of one mount; relaxed atomics, so the read path takes no lock for them.
 struct ReadCounters {

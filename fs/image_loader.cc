@@ -44,7 +44,7 @@ Result<LayerIndex> IndexLayer(const std::string& image, uint32_t number, fetch::
     } else {
       LogInfo("image {}: layer {} ({}) is not eStargz; streaming it whole once", image, number, layer.digest.ToString());
     }
-    index = IndexTarLayer(blobs, layer, store);
+    index = IndexTarLayer(blobs, layer, store, fetch::BlobReader::StreamBound::kUnbounded);
   }
   if (!index) return std::move(index).error();
   if (Status stored = store.PutMeta(key, EncodeLayerIndex(*index)); !stored) {
@@ -174,11 +174,15 @@ LayerRestreamers::LayerRestreamers(fetch::BlobReader& blobs, cache::ChunkStore& 
   for (size_t i = 0; i < layers_.size(); ++i) layer_mu_.push_back(std::make_unique<std::mutex>());
 }
 
-Status LayerRestreamers::Restream(uint32_t layer) {
+Status LayerRestreamers::Restream(uint32_t layer, const Sha256Digest& wanted) {
   if (layer >= layers_.size()) return Internal("restream of a layer the image does not have");
   std::lock_guard lock(*layer_mu_[layer]);
+  // Readers that missed other chunks of this layer while it streamed waited here: the stream that just
+  // ended stored their chunks too, so they find them instead of streaming the layer once each.
+  if (Result<bool> cached = store_.HasChunk(wanted); cached && *cached) return Ok();
   LogInfo("layer {}: chunks missing from the cache; streaming the layer again", layers_[layer].descriptor.digest.ToString());
-  Result<LayerIndex> index = IndexTarLayer(blobs_, layers_[layer].descriptor, store_);
+  Result<LayerIndex> index =
+      IndexTarLayer(blobs_, layers_[layer].descriptor, store_, fetch::BlobReader::StreamBound::kReadDeadline);
   if (!index) return std::move(index).error();
   return Ok();
 }

@@ -50,18 +50,21 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
 std::vector<std::string> ImageMetaKeys(const LoadedImage& image);
 Result<std::vector<Sha256Digest>> ImageChunks(const LoadedImage& image, cache::ChunkStore& store);
 
-// Streams plain layers again when their chunks were evicted; one restream per layer at a time.
+// Streams plain layers again when their chunks were evicted; one restream per layer at a time, bounded by
+// the blob reader's read deadline (a FUSE read waits on it).
 class LayerRestreamers {
  public:
   LayerRestreamers(fetch::BlobReader& blobs, cache::ChunkStore& store, std::vector<LayerInfo> layers);
-  Status Restream(uint32_t layer);
+  // Makes `wanted` (a chunk of `layer`) be in the cache again: returns at once if it is there by the time
+  // this layer's lock is held (another reader's stream brought it), else streams the layer.
+  Status Restream(uint32_t layer, const Sha256Digest& wanted);
 
  private:
   fetch::BlobReader& blobs_;
   cache::ChunkStore& store_;
   const std::vector<LayerInfo> layers_;
-  // One mutex per layer, held while that layer streams: a second reader that misses a chunk of the same
-  // layer waits and then finds it in the cache instead of streaming the layer twice.
+  // One mutex per layer, held while that layer streams (across HTTP, on purpose: it is the single flight
+  // of the layer): a second reader that misses a chunk of the same layer waits, then finds it in the cache.
   std::vector<std::unique_ptr<std::mutex>> layer_mu_;
 };
 

@@ -7,39 +7,34 @@
 #include <memory>
 
 #include "common/log.h"
+#include "fetch/blob_pull.h"
 
 namespace lazyfs::fs {
 namespace {
-
-constexpr uint64_t kReadPiece = 4 << 20;
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
-// Feeds libarchive from the BlobReader, hashing every byte of the blob on the way.
+// Feeds libarchive from one streaming read of the blob (BlobPull); the stream checks the blob's sha256.
 struct BlobFeed {
-  fetch::BlobReader& blobs;
-  const fetch::Descriptor& layer;
-  Sha256Hasher hasher;
-  uint64_t position = 0;
-  std::string piece;
+  fetch::BlobPull& pull;
+  uint64_t size;  // the descriptor's: a longer blob is refused before it is all read
   std::optional<Error> error;
 
   la_ssize_t Next(const void** buffer) {
-    if (position >= layer.size) return 0;
-    uint64_t n = std::min(kReadPiece, layer.size - position);
-    Result<std::string> bytes = blobs.ReadRange(layer.digest, position, n);
-    if (!bytes) {
-      error = bytes.error();
+    Result<std::string_view> piece = pull.Next();
+    if (!piece) {
+      error = piece.error();
       return -1;
     }
-    piece = std::move(*bytes);
-    hasher.Update(piece);
-    position += piece.size();
-    *buffer = piece.data();
-    return static_cast<la_ssize_t>(piece.size());
+    if (pull.position() > size) {
+      error = Corrupt(fmt::format("blob longer than the {} bytes its descriptor says", size));
+      return -1;
+    }
+    *buffer = piece->data();
+    return static_cast<la_ssize_t>(piece->size());
   }
 
   static la_ssize_t Read(archive*, void* self, const void** buffer) { return static_cast<BlobFeed*>(self)->Next(buffer); }
@@ -70,12 +65,14 @@ Status StoreChunk(cache::ChunkStore& store, std::string_view data, uint64_t file
 }  // namespace
 
 Result<LayerIndex> IndexTarLayer(fetch::BlobReader& blobs, const fetch::Descriptor& layer, cache::ChunkStore& store,
-                                 uint64_t chunk_size) {
+                                 fetch::BlobReader::StreamBound bound, uint64_t chunk_size) {
   std::string where = "layer " + layer.digest.ToString();
+  // Declared before the archive, so libarchive is freed (it may still read) before the stream is stopped.
+  fetch::BlobPull pull(blobs, layer.digest, bound);
+  BlobFeed feed{pull, layer.size, std::nullopt};
   ArchivePtr a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
-  BlobFeed feed{blobs, layer, {}, 0, {}, std::nullopt};
   auto archive_error = [&](const std::string& what) -> Error {
     if (feed.error) return std::move(*feed.error).Context(where);
     return Corrupt(where + ": " + what + ": " + (archive_error_string(a.get()) ? archive_error_string(a.get()) : "?"));
@@ -139,14 +136,14 @@ Result<LayerIndex> IndexTarLayer(fetch::BlobReader& blobs, const fetch::Descript
     index.entries.push_back(std::move(e));
   }
   index.uncompressed_size = static_cast<uint64_t>(archive_filter_bytes(a.get(), 0));
-  // libarchive stops at the end-of-archive marker; the digest covers the whole blob, padding included.
-  while (feed.position < layer.size) {
-    const void* ignored = nullptr;
-    if (feed.Next(&ignored) < 0) return std::move(*feed.error).Context(where);
+  // libarchive stops at the end-of-archive marker; the digest covers the whole blob, padding included, and
+  // only a stream that ended with its digest matched makes the index usable.
+  if (Status finished = pull.Finish(); !finished) {
+    return std::move(finished).error().Context(where + " (layer not used)");
   }
-  Sha256Digest actual = feed.hasher.Finish();
-  if (actual != layer.digest) {
-    return Corrupt(where + ": blob digest mismatch (got " + actual.ToString() + "); layer not used");
+  if (pull.position() != layer.size) {
+    return Corrupt(fmt::format("{}: blob is {} bytes, its descriptor says {}; layer not used", where,
+                               pull.position(), layer.size));
   }
   return index;
 }

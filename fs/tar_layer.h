@@ -1,5 +1,5 @@
 // The whole-layer fallback for plain OCI layers (tar, tar+gzip, tar+zstd), which cannot be read lazily:
-// the layer is streamed once through its BlobReader, its files cut into chunks that are stored in the
+// the layer is streamed once through its BlobReader (one streaming request), its files cut into chunks that are stored in the
 // cache by sha256 like any other chunk, and the blob's digest checked at the end.
 //
 // Chunks are stored while streaming, before the layer digest is known to match: that is safe because the
@@ -21,7 +21,10 @@ namespace lazyfs::fs {
 
 inline constexpr uint64_t kTarChunkSize = 1 << 20;
 
+// Streams `layer` once (BlobReader::Stream, bounded as `bound` says), stores its files' chunks and returns
+// its index once the whole blob matched its digest and size. Errors name the layer; kCorrupt for a bad
+// tar stream or blob, the stream's error otherwise.
 Result<LayerIndex> IndexTarLayer(fetch::BlobReader& blobs, const fetch::Descriptor& layer, cache::ChunkStore& store,
-                                 uint64_t chunk_size = kTarChunkSize);
+                                 fetch::BlobReader::StreamBound bound, uint64_t chunk_size = kTarChunkSize);
 
 }  // namespace lazyfs::fs

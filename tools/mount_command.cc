@@ -65,7 +65,8 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   for (const fs::LayerInfo& l : image.layers) layers.push_back({&source->blobs(), l.descriptor, l.lazy});
   fs::LayerRestreamers restreamers(source->blobs(), *store, image.layers);
   fs::BlobOrder blob_order;  // before the reader, which points into it
-  fs::ChunkReader reader(*store, std::move(layers), [&](uint32_t layer) { return restreamers.Restream(layer); });
+  fs::ChunkReader reader(*store, std::move(layers),
+                         [&](uint32_t layer, const Sha256Digest& wanted) { return restreamers.Restream(layer, wanted); });
   uint64_t fetch_ahead =
       options.fetch_ahead.value_or(ref.transport == fetch::ImageRef::Transport::kDocker ? kRemoteFetchAhead : 0);
   if (fetch_ahead > 0) {

@@ -73,7 +73,7 @@ void CheckServes(ImageSource& source, const Descriptor& d, const std::string& ex
   REQUIRE(blobs.Stream(d.digest, [&](std::string_view piece) {
     streamed += piece;
     return Ok();
-  }));
+  }, BlobReader::StreamBound::kUnbounded));
   CHECK(streamed == expected);
 }
 

@@ -83,12 +83,13 @@ TEST_CASE("OciLayout: Create, AddBlob, Tag, Resolve and read the blobs back") {
     streamed += piece;
     ++pieces;
     return Ok();
-  }));
+  }, BlobReader::StreamBound::kUnbounded));
   CHECK(streamed == layer);
   CHECK(pieces == 4);
 
   // The sink can stop the stream; its error comes back.
-  auto stopped = reader->Stream(layer_digest, [](std::string_view) -> Status { return Internal("stop here"); });
+  auto stop = [](std::string_view) -> Status { return Internal("stop here"); };
+  auto stopped = reader->Stream(layer_digest, stop, BlobReader::StreamBound::kUnbounded);
   REQUIRE_FALSE(stopped);
   CHECK(stopped.error().message() == "stop here");
 
@@ -134,7 +135,7 @@ TEST_CASE("OciLayout: a tampered blob fails Stream and ReadVerified with kCorrup
   REQUIRE(WriteFileAtomic(layout->BlobPath(digest), tampered));
 
   auto reader = layout->NewBlobReader();
-  auto streamed = reader->Stream(digest, [](std::string_view) { return Ok(); });
+  auto streamed = reader->Stream(digest, [](std::string_view) { return Ok(); }, BlobReader::StreamBound::kUnbounded);
   REQUIRE_FALSE(streamed);
   CHECK(streamed.error().code() == ErrorCode::kCorrupt);
   CHECK(streamed.error().message().find(digest.ToString()) != std::string::npos);
@@ -151,8 +152,9 @@ TEST_CASE("OciLayout: a missing blob is kNotFound naming the digest and the layo
   REQUIRE(layout);
   auto reader = layout->NewBlobReader();
   Sha256Digest absent = Sha256Of("absent");
+  auto ignore = [](std::string_view) { return Ok(); };
   for (auto error : {reader->Size(absent).error(), reader->ReadRange(absent, 0, 1).error(),
-                     reader->Stream(absent, [](std::string_view) { return Ok(); }).error()}) {
+                     reader->Stream(absent, ignore, BlobReader::StreamBound::kUnbounded).error()}) {
     CHECK(error.code() == ErrorCode::kNotFound);
     CHECK(error.message().find(absent.ToString()) != std::string::npos);
     CHECK(error.message().find(dir.path) != std::string::npos);

@@ -216,7 +216,7 @@ TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and 
   REQUIRE(blobs.Stream(Sha256Of(layer), [&](std::string_view piece) {
     streamed.append(piece);
     return Ok();
-  }));
+  }, BlobReader::StreamBound::kUnbounded));
   CHECK(streamed == layer);
 
   SUBCASE("a registry serving other bytes for the pinned platform manifest is kCorrupt") {

@@ -44,7 +44,7 @@ class RecordingBlobReader : public fetch::BlobReader {
     return out;
   }
   Result<uint64_t> Size(const Sha256Digest&) override { return uint64_t{blob_.size()}; }
-  Status Stream(const Sha256Digest&, const std::function<Status(std::string_view)>& sink) override {
+  Status Stream(const Sha256Digest&, const std::function<Status(std::string_view)>& sink, StreamBound) override {
     return sink(blob_);
   }
   std::string Describe() const override { return "recording"; }
@@ -129,7 +129,7 @@ struct Fixture {
     d.digest = blobs.digest();
     d.size = layer.blob.size();
     reader = std::make_unique<ChunkReader>(*store, std::vector<LayerSource>{{&blobs, d, true}},
-                                           [](uint32_t) { return Internal("no plain layers here"); });
+                                           [](uint32_t, const Sha256Digest&) { return Internal("no plain layers here"); });
     order = BlobOrder::Build(tree, 1);
   }
 

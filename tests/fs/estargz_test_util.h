@@ -1,6 +1,6 @@
 // Helpers for the eStargz tests: tars built with libarchive, an in-memory BlobReader, whole-blob gunzip.
 //
-// Thread safety: test-only, single-threaded.
+// Thread safety: test-only; FakeBlobReader may be read from several threads once its blobs are added.
 #pragma once
 
 #include <archive.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <utility>
@@ -163,13 +164,21 @@ inline Result<std::pair<std::string, EstargzLayerInfo>> Convert(const std::strin
   return std::make_pair(std::move(blob), info);
 }
 
+// Blobs in memory. Stream keeps the contract (pieces of kStreamPiece bytes, sha256 checked at the end),
+// and the counters are atomic, so tests may stream from several threads.
 class FakeBlobReader : public fetch::BlobReader {
  public:
+  static constexpr size_t kStreamPiece = 64 << 10;
+
+  // Add before any reader thread starts.
   Sha256Digest Add(std::string blob) {
     Sha256Digest d = Sha256Of(blob);
     blobs_[d] = std::move(blob);
     return d;
   }
+  // Serves `bytes` as the blob `digest` (a registry answering with other bytes than the digest names).
+  void AddWrong(const Sha256Digest& digest, std::string bytes) { blobs_[digest] = std::move(bytes); }
+
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override {
     ++range_reads;
     auto it = blobs_.find(blob);
@@ -182,14 +191,19 @@ class FakeBlobReader : public fetch::BlobReader {
     if (it == blobs_.end()) return NotFound("no blob");
     return uint64_t{it->second.size()};
   }
-  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink) override {
+  Status Stream(const Sha256Digest& blob, const std::function<Status(std::string_view)>& sink, StreamBound) override {
+    ++streams;
     auto it = blobs_.find(blob);
     if (it == blobs_.end()) return NotFound("no blob");
-    return sink(it->second);
+    std::string_view all = it->second;
+    for (size_t at = 0; at < all.size(); at += kStreamPiece) LAZYFS_TRY(sink(all.substr(at, kStreamPiece)));
+    if (Sha256Of(all) != blob) return Corrupt("blob does not match its digest");
+    return Ok();
   }
   std::string Describe() const override { return "fake"; }
 
-  int range_reads = 0;  // ReadRange calls so far
+  std::atomic<int> range_reads = 0;  // ReadRange calls so far
+  std::atomic<int> streams = 0;      // Stream calls so far
 
  private:
   std::map<Sha256Digest, std::string> blobs_;

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -366,6 +367,53 @@ class RegistryMountTest(unittest.TestCase):
         self.assertLess(elapsed, 2 * bound, f"one read(2) took {elapsed:.1f}s with --read-timeout {bound}")
         # Another reader, now that the registry answers again, is served at once.
         self.assertReadCorrect(m, recipes.RANDOM_PATH, 5 * MiB + 123, 8192)
+
+    def test_plain_layer_streamed_once_for_concurrent_misses_and_bounded(self):
+        # A plain tar+gzip layer lives only in the cache once indexed. After its chunks are evicted, readers
+        # that miss different chunks at once wait for one stream (one GET), not one stream each; and a
+        # stream that stalls ends in EIO within --read-timeout like any read.
+        rec = imagebuilder.recipe("plain-restream", [imagebuilder.layer([
+            imagebuilder.directory("data"),
+            imagebuilder.regular("data/target.bin", content=imagebuilder.pseudo_random(8 * MiB, seed=77)),
+            imagebuilder.regular("data/other.bin", content=imagebuilder.pseudo_random(2 * MiB, seed=78))],
+            level=1)], tag="plain")
+        layout, tag = imagebuilder.build(rec)
+        reference = os.path.join(harness.reference_rootfs(layout, tag), "data/target.bin")
+        pushed = lazyfs(["push", "-q", "--insecure-registry", self.reg, imagebuilder.oci_ref(layout, tag),
+                         f"docker://{self.reg}/plain-restream:1"])
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        proxy = self.serve(FaultProxy(self.reg))
+        m = self.mount(f"docker://{proxy.host}/plain-restream:1",
+                       ["--insecure-registry", proxy.host, "--read-timeout", str(READ_BOUND)])
+        evict = ["cache", "gc", "--to", "0", "--cache-dir", m.cache_dir]
+        self.assertEqual(lazyfs(evict).returncode, 0)
+        proxy.reset_record()
+        results = [None] * 8
+
+        def read(i):
+            results[i] = harness.bounded_read(m.path("data/target.bin"), i * MiB, MiB, timeout=60)
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, got in enumerate(results):
+            self.assertTrue(got["ok"], f"reader {i}: {got}\n{m.log_tail()}")
+            self.assertEqual(got["sha256"], harness.sha256_hex(file_bytes(reference, i * MiB, MiB)), f"reader {i}")
+        self.assertEqual(len(proxy.blob_gets()), 1, f"the layer was streamed more than once: {proxy.blob_gets()}")
+
+        self.assertEqual(lazyfs(evict).returncode, 0)
+        proxy.inject("stall")
+        started = time.monotonic()
+        got = harness.bounded_read(m.path("data/other.bin"), 0, 4096, timeout=60)
+        elapsed = time.monotonic() - started
+        proxy.inject(None)
+        self.assertEqual(got.get("errno"), errno.EIO, got)
+        self.assertLess(elapsed, READ_BOUND + BOUND_SLACK, f"a stalled restream took {elapsed:.1f}s")
+        again = harness.bounded_read(m.path("data/target.bin"), 3 * MiB, 4096, timeout=60)
+        self.assertTrue(again["ok"], f"{again}\n{m.log_tail()}")
+        self.assertEqual(again["sha256"], harness.sha256_hex(file_bytes(reference, 3 * MiB, 4096)))
+        self.assertTrue(m.daemon_alive())
 
     def test_fault_proxy_right_bytes_or_bounded_eio(self):
         proxy = self.serve(FaultProxy(self.reg))
