@@ -7,9 +7,12 @@
 //           every chunk put and delete, so they are exact and crash-safe), the size cap, eviction totals
 //
 // Size cap and eviction. The cap bounds the data bytes of the chunks database; meta values (indexes, trees)
-// are small and are never evicted (`lazyfs cache rm` removes an image's). A Put that would pass the cap first
-// evicts least-recently-used chunks down to a low-water mark (cap minus the new chunk minus a tenth of the
-// cap), then stores. A full map (MDB_MAP_FULL) or a full disk (ENOSPC) also evicts and retries the put once; if it still
+// are small and are never evicted (`lazyfs cache rm` removes an image's). Eviction stays off the read path:
+// a Put that takes the chunk bytes past the high-water mark (nine tenths of the cap) stores and wakes a
+// background evictor (cache/background_evictor.h; one per host at a time), which evicts least-recently-used
+// chunks down to four fifths of the cap. Only a Put that would pass the cap itself (the evictor is behind)
+// evicts inline first, down to the cap minus the new chunk minus a tenth of the cap; so does every Put past
+// the cap when background_eviction is off. A full map (MDB_MAP_FULL) or a full disk (ENOSPC) also evicts and retries the put once; if it still
 // fails the put is kNoSpace, and the caller serves the verified bytes it has anyway, so a full cache never
 // fails a read. Access tracking costs no write transaction per read: reads note the digest in an in-memory
 // batch (lock-free once per digest per tick), and a background thread writes the batch in one short write
@@ -61,6 +64,9 @@ struct CacheOptions {
   std::chrono::milliseconds access_flush_interval{5000};
   // Wall clock in seconds since the epoch; empty: the system clock. A seam for tests.
   std::function<int64_t()> clock = {};
+  // A background thread evicts from the high-water mark (see above); false: no thread, and only a put past
+  // the cap evicts, inline (tools that put nothing, tests that want eviction at a known moment).
+  bool background_eviction = true;
 };
 
 struct CacheCounters {

@@ -139,6 +139,12 @@ LmdbChunkStore::LmdbChunkStore(std::shared_ptr<LmdbEnv> env, const CacheOptions&
       flush_interval_(options.access_flush_interval),
       clock_(options.clock) {
   if (flush_interval_.count() > 0) flusher_ = std::thread([this] { FlusherLoop(); });
+  if (options.background_eviction) {
+    evictor_ = std::make_unique<BackgroundEvictor>(dir_, [this]() -> Status {
+      LAZYFS_TRY(Evict(BackgroundTarget()));
+      return Ok();
+    });
+  }
 }
 
 LmdbChunkStore::~LmdbChunkStore() {
@@ -232,10 +238,15 @@ Status LmdbChunkStore::PutChunk(const Sha256Digest& digest, std::string_view dat
   // At most one eviction per put: the second attempt stores whatever the cap says (another process may have
   // filled the room we made), so a put never loops; a map still full afterwards is kNoSpace.
   for (int attempt = 0;; ++attempt) {
-    Result<PutOutcome> put = TryPutChunk(digest, data, /*enforce_cap=*/attempt == 0);
-    if (put && *put != PutOutcome::kOverCap) return Ok();
+    Result<PutResult> put = TryPutChunk(digest, data, /*enforce_cap=*/attempt == 0);
+    if (put && put->outcome != PutOutcome::kOverCap) {
+      // The common case costs this one write transaction: eviction, when due, happens on another thread.
+      if (evictor_ && put->chunk_bytes > HighWater()) evictor_->Wake();
+      return Ok();
+    }
     if (!put && (attempt > 0 || put.error().code() != ErrorCode::kNoSpace)) return std::move(put).error();
     uint64_t target = LowWater(data.size());
+    if (put && evictor_) LogDebug("cache {}: at the cap before the evictor caught up; evicting inline", dir_);
     if (!put) {
       // The map or the disk is full below the cap: free a quarter of what is stored, so the retry and the
       // next puts find pages (LMDB reuses freed pages once no reader needs them).
@@ -247,8 +258,8 @@ Status LmdbChunkStore::PutChunk(const Sha256Digest& digest, std::string_view dat
   }
 }
 
-Result<LmdbChunkStore::PutOutcome> LmdbChunkStore::TryPutChunk(const Sha256Digest& digest, std::string_view data,
-                                                               bool enforce_cap) {
+Result<LmdbChunkStore::PutResult> LmdbChunkStore::TryPutChunk(const Sha256Digest& digest, std::string_view data,
+                                                              bool enforce_cap) {
   uint32_t tick = Tick();
   WriteTxn txn = LAZYFS_TRY(env_->BeginWrite());
   MDB_txn* t = txn.get();
@@ -258,11 +269,11 @@ Result<LmdbChunkStore::PutOutcome> LmdbChunkStore::TryPutChunk(const Sha256Diges
   if (rc == 0) {
     // Chunks are immutable: the stored copy (another process's) is as good as ours. Count it as a use.
     access_.Note(digest, tick);
-    return PutOutcome::kPresent;
+    return PutResult{PutOutcome::kPresent, InfoGet(t, env_->info_dbi(), kInfoChunkBytes)};
   }
   if (rc != MDB_NOTFOUND) return LmdbError(rc, "look up chunk " + digest.ToString() + " in " + dir_);
   uint64_t bytes = InfoGet(t, env_->info_dbi(), kInfoChunkBytes);
-  if (enforce_cap && bytes + data.size() > max_bytes_) return PutOutcome::kOverCap;
+  if (enforce_cap && bytes + data.size() > max_bytes_) return PutResult{PutOutcome::kOverCap, bytes};
   // The pending access stamps ride along in this transaction (lost with it if the commit fails: stamps are
   // advisory). Taken only now, so the early returns above lose none.
   std::vector<std::pair<Sha256Digest, uint32_t>> stamps = access_.Take();
@@ -277,7 +288,7 @@ Result<LmdbChunkStore::PutOutcome> LmdbChunkStore::TryPutChunk(const Sha256Diges
   LAZYFS_TRY(WriteStamps(t, stamps));
   // The commit can also hit MDB_MAP_FULL (free-list pages) or ENOSPC; both are kNoSpace.
   LAZYFS_TRY(txn.Commit("store of chunk " + digest.ToString() + " in " + dir_));
-  return PutOutcome::kStored;
+  return PutResult{PutOutcome::kStored, bytes + data.size()};
 }
 
 Status LmdbChunkStore::WriteStamps(MDB_txn* txn, const std::vector<std::pair<Sha256Digest, uint32_t>>& stamps) {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "cache/access_batch.h"
+#include "cache/background_evictor.h"
 #include "cache/chunk_store.h"
 #include "cache/lmdb_env.h"
 
@@ -94,6 +95,10 @@ class LmdbChunkStore final : public ChunkStore {
  private:
   enum class Found { kAbsent, kPresent, kCorrupt };
   enum class PutOutcome { kStored, kPresent, kOverCap };
+  struct PutResult {
+    PutOutcome outcome;
+    uint64_t chunk_bytes;  // tracked chunk bytes after the put (before it, for kOverCap)
+  };
 
   LmdbChunkStore(std::shared_ptr<LmdbEnv> env, const CacheOptions& options, uint64_t max_bytes);
 
@@ -108,7 +113,7 @@ class LmdbChunkStore final : public ChunkStore {
   // One write transaction storing the chunk with its stamp and counters; with `enforce_cap`, a chunk that
   // would take the tracked bytes past the cap is not stored (kOverCap) so the caller can evict first.
   Status TryPutMeta(std::string_view key, std::string_view value);
-  Result<PutOutcome> TryPutChunk(const Sha256Digest& digest, std::string_view data, bool enforce_cap);
+  Result<PutResult> TryPutChunk(const Sha256Digest& digest, std::string_view data, bool enforce_cap);
   // Deletes a chunk and its access stamp inside `txn`, keeping the counters; returns its data bytes, or
   // nullopt when absent.
   Result<std::optional<uint64_t>> DeleteChunkInTxn(MDB_txn* txn, std::string_view key);
@@ -117,6 +122,9 @@ class LmdbChunkStore final : public ChunkStore {
   void DropCorrupt(MDB_dbi dbi, std::string_view key, const std::string& name);
   // Where eviction aims when a put of `incoming` bytes needs room: cap - incoming - cap / 10.
   uint64_t LowWater(uint64_t incoming) const;
+  // Background eviction: a put past HighWater wakes the evictor, which evicts down to BackgroundTarget.
+  uint64_t HighWater() const { return max_bytes_ - max_bytes_ / 10; }
+  uint64_t BackgroundTarget() const { return max_bytes_ - max_bytes_ / 5; }
   void FlusherLoop();
 
   // Constant after construction.
@@ -133,7 +141,9 @@ class LmdbChunkStore final : public ChunkStore {
   std::mutex flush_mu_;  // guards stop_ only; never held across a transaction
   std::condition_variable flush_cv_;
   bool stop_ = false;     // guarded by flush_mu_
-  std::thread flusher_;   // started last in the constructor, joined first in the destructor
+  std::thread flusher_;   // started in the constructor, joined first in the destructor
+  // Declared last, so it is destroyed (its thread joined) before any member its passes use.
+  std::unique_ptr<BackgroundEvictor> evictor_;  // null with background_eviction off
 };
 
 }  // namespace lazyfs::cache

@@ -47,6 +47,7 @@ Result<std::unique_ptr<cache::ChunkStore>> OpenCache(const CacheCommandOptions& 
   cache::CacheOptions options;
   options.dir = o.cache_dir;
   options.access_flush_interval = std::chrono::milliseconds(0);  // a short-lived tool reads nothing to stamp
+  options.background_eviction = false;  // and stores no chunks; gc evicts in the foreground
   return cache::ChunkStore::Open(options);
 }
 

@@ -17,6 +17,7 @@ Result<ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOpti
     cache::CacheOptions cache_options;
     cache_options.dir = options.cache_dir;
     cache_options.access_flush_interval = std::chrono::milliseconds(0);  // this process reads no chunks
+    cache_options.background_eviction = false;                          // nor stores any
     store = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
     source_options.documents = fs::StoreDocuments(*store);
   }

@@ -1,6 +1,8 @@
 // Size cap, LRU eviction, access batching, reads during eviction, and verify.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,9 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include "cache/background_evictor.h"
 #include "cache/chunk_store.h"
 #include "cache/lmdb_env.h"
 
+#include "common/fd.h"
 #include "tests/test_support.h"
 
 namespace lazyfs::cache {
@@ -25,20 +29,21 @@ std::string Bytes(size_t size, uint64_t seed) { return testing::PseudoRandomByte
 
 constexpr size_t kChunk = 64 << 10;
 
-// A store on a fake clock (1-second ticks) with no background flusher: the tests decide when stamps are
-// written.
+// A store on a fake clock (1-second ticks) with no background flusher and, unless asked, no background
+// evictor: the tests decide when stamps are written, and puts past the cap evict inline.
 struct ClockedStore {
   std::shared_ptr<std::atomic<int64_t>> now = std::make_shared<std::atomic<int64_t>>(1000);
   std::unique_ptr<ChunkStore> store;
 
-  ClockedStore(const std::string& dir, uint64_t max_bytes) {
+  ClockedStore(const std::string& dir, uint64_t max_bytes, bool background_eviction = false) {
     auto clock = now;
     auto opened = ChunkStore::Open(CacheOptions{.dir = dir,
                                                 .map_size = uint64_t{256} << 20,
                                                 .max_bytes = max_bytes,
                                                 .access_granularity = std::chrono::seconds(1),
                                                 .access_flush_interval = std::chrono::milliseconds(0),
-                                                .clock = [clock] { return clock->load(); }});
+                                                .clock = [clock] { return clock->load(); },
+                                                .background_eviction = background_eviction});
     REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().ToString()));
     store = std::move(*opened);
   }
@@ -248,6 +253,66 @@ TEST_CASE("Eviction: concurrent readers never see wrong bytes while a tiny cap f
   REQUIRE(c);
   CHECK(c->chunk_bytes <= 8 * kChunk);
   CHECK(c->evicted_chunks > 0);
+}
+
+// Holds the host's eviction lock, as another process's evictor would.
+struct HeldEvictLock {
+  UniqueFd fd;
+  explicit HeldEvictLock(const std::string& dir)
+      : fd(::open(BackgroundEvictor::LockPath(dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    REQUIRE(fd.valid());
+    REQUIRE(::flock(fd.get(), LOCK_EX | LOCK_NB) == 0);
+  }
+};
+
+CacheCounters CountersOf(ChunkStore& store) {
+  auto c = store.Counters();
+  REQUIRE(c);
+  return *c;
+}
+
+TEST_CASE("Eviction: a put past the high-water mark does not evict; the background evictor then does") {
+  TempDir dir;
+  ClockedStore s(dir.path, 20 * kChunk, /*background_eviction=*/true);
+  std::vector<std::string> chunks;
+  auto put = [&](uint64_t i) {
+    s.now->store(static_cast<int64_t>(100 + i));
+    chunks.push_back(Bytes(kChunk, 500 + i));
+    REQUIRE(s->PutChunk(Sha256Of(chunks.back()), chunks.back()));
+  };
+  {
+    HeldEvictLock other_evictor(dir.path);  // the evictor of this store cannot run
+    for (uint64_t i = 0; i < 19; ++i) put(i);  // 19 chunks: past the high-water mark of 18, under the cap
+    CacheCounters c = CountersOf(*s.store);
+    CHECK(c.chunks == 19);
+    CHECK(c.evicted_chunks == 0);  // no put evicted inline
+  }
+  // At the cap, not past it: wakes the evictor if the wake of the 19th put has not already evicted
+  // (19 -> 16 chunks, and this one makes 17, below the high-water mark).
+  put(19);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (CountersOf(*s.store).evicted_chunks < 3) {
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the background evictor never ran");
+    std::this_thread::yield();
+  }
+  CacheCounters c = CountersOf(*s.store);
+  CHECK(c.chunk_bytes <= 17 * kChunk);  // down to four fifths of the cap, plus at most the last put
+  CHECK(Has(*s.store, chunks.back()));   // the newest stays
+  CHECK_FALSE(Has(*s.store, chunks[0]));  // the oldest went
+}
+
+TEST_CASE("Eviction: with the evictor held off, a put past the cap evicts inline and the cap holds") {
+  TempDir dir;
+  ClockedStore s(dir.path, 20 * kChunk, /*background_eviction=*/true);
+  HeldEvictLock other_evictor(dir.path);
+  for (uint64_t i = 0; i < 30; ++i) {
+    s.now->store(static_cast<int64_t>(100 + i));
+    std::string data = Bytes(kChunk, 700 + i);
+    REQUIRE(s->PutChunk(Sha256Of(data), data));
+    CHECK(CountersOf(*s.store).chunk_bytes <= 20 * kChunk);
+    CHECK(Has(*s.store, data));
+  }
+  CHECK(CountersOf(*s.store).evicted_chunks > 0);
 }
 
 TEST_CASE("Verify: every chunk is re-hashed; bad ones are reported and dropped") {
