@@ -50,6 +50,8 @@ class TinyServer {
     std::lock_guard lock(mu_);
     return requests_;
   }
+  // TCP connections accepted so far.
+  int connections() const { return accepted_.load(); }
 
   static void Send(int fd, const std::string& text) {
     size_t sent = 0;
@@ -67,6 +69,7 @@ class TinyServer {
       if (::poll(&p, 1, 50) <= 0) continue;
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      ++accepted_;
       connections_.emplace_back([this, fd] {
         Serve(fd);
         ::close(fd);
@@ -119,6 +122,7 @@ class TinyServer {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_ = false;
+  std::atomic<int> accepted_ = 0;
   std::mutex mu_;
   std::vector<std::string> requests_;
   std::vector<std::thread> connections_;  // touched only by thread_, joined after it
@@ -179,6 +183,17 @@ TEST_CASE("CurlTransport: many threads share one transport and its connections")
   }
   for (auto& thread : threads) thread.join();
   CHECK(ok == 20);
+  // Kept-alive connections are shared: never more than the threads that asked at once, not one per request.
+  int after_threads = server.connections();
+  CHECK(after_threads >= 1);
+  CHECK(after_threads <= 4);
+  // And reused by a caller that comes later, on another thread.
+  for (int i = 0; i < 5; ++i) {
+    HttpRequest request;
+    request.url = server.Url("/later" + std::to_string(i));
+    REQUIRE(transport->Perform(request));
+  }
+  CHECK(server.connections() == after_threads);
 }
 
 TEST_CASE("CurlTransport: 2xx bodies go to the sink, error bodies stay in the response") {
