@@ -17,6 +17,10 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kPermission: return "permission";
     case ErrorCode::kNoSpace: return "no space";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kNotADirectory: return "not a directory";
+    case ErrorCode::kIsADirectory: return "is a directory";
+    case ErrorCode::kReadOnly: return "read-only";
+    case ErrorCode::kNoAttribute: return "no such attribute";
   }
   return "unknown";
 }
@@ -33,6 +37,10 @@ Error PosixError(int err, const std::string& what) {
     case EDQUOT: code = ErrorCode::kNoSpace; break;
     case EINVAL: code = ErrorCode::kInvalidArgument; break;
     case ETIMEDOUT: code = ErrorCode::kTimeout; break;
+    case ENOTDIR: code = ErrorCode::kNotADirectory; break;
+    case EISDIR: code = ErrorCode::kIsADirectory; break;
+    case EROFS: code = ErrorCode::kReadOnly; break;
+    case ENODATA: code = ErrorCode::kNoAttribute; break;
     default: break;
   }
   bool retryable = err == EINTR || err == EAGAIN || err == ETIMEDOUT;
@@ -46,6 +54,10 @@ int ToErrno(const Error& error) {
     case ErrorCode::kPermission: return EACCES;
     case ErrorCode::kNoSpace: return ENOSPC;
     case ErrorCode::kUnsupported: return EOPNOTSUPP;
+    case ErrorCode::kNotADirectory: return ENOTDIR;
+    case ErrorCode::kIsADirectory: return EISDIR;
+    case ErrorCode::kReadOnly: return EROFS;
+    case ErrorCode::kNoAttribute: return ENODATA;
     // Everything that means "the bytes could not be produced correctly" is EIO to the reader.
     case ErrorCode::kIo:
     case ErrorCode::kCorrupt:

@@ -24,6 +24,11 @@ enum class ErrorCode {
   kPermission,       // denied (auth, EACCES)
   kNoSpace,          // disk or map full
   kInternal,         // a bug or an impossible state
+  // File-system answers the FUSE adapter maps to their errno (ENOTDIR, EISDIR, EROFS, ENODATA).
+  kNotADirectory,    // a directory operation on something else
+  kIsADirectory,     // a file operation on a directory
+  kReadOnly,         // a write to something that never changes
+  kNoAttribute,      // the node exists, the extended attribute does not
 };
 
 const char* ErrorCodeName(ErrorCode code);
@@ -75,6 +80,10 @@ inline Error Corrupt(std::string m) { return Error(ErrorCode::kCorrupt, std::mov
 inline Error InvalidArgument(std::string m) { return Error(ErrorCode::kInvalidArgument, std::move(m)); }
 inline Error Unsupported(std::string m) { return Error(ErrorCode::kUnsupported, std::move(m)); }
 inline Error Internal(std::string m) { return Error(ErrorCode::kInternal, std::move(m)); }
+inline Error NotADirectory(std::string m) { return Error(ErrorCode::kNotADirectory, std::move(m)); }
+inline Error IsADirectory(std::string m) { return Error(ErrorCode::kIsADirectory, std::move(m)); }
+inline Error ReadOnly(std::string m) { return Error(ErrorCode::kReadOnly, std::move(m)); }
+inline Error NoAttribute(std::string m) { return Error(ErrorCode::kNoAttribute, std::move(m)); }
 
 // Turns the current errno (or `err`) into an Error that names the failed call: "open /x: No such file".
 Error PosixError(int err, const std::string& what);

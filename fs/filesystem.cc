@@ -1,6 +1,9 @@
 #include "fs/filesystem.h"
 
+#include <fcntl.h>
 #include <sys/sysmacros.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 
@@ -50,6 +53,50 @@ Result<struct stat> Filesystem::Stat(uint64_t ino) const {
   return st;
 }
 
+Result<Filesystem::Entry> Filesystem::Lookup(uint64_t parent, std::string_view name) const {
+  const Node* dir = tree_.Find(parent);
+  if (!dir) return NotFound("no inode " + std::to_string(parent));
+  if (dir->type != EntryType::kDirectory) return NotADirectory("inode " + std::to_string(parent) + " is not a directory");
+  std::optional<uint64_t> ino = tree_.Lookup(parent, name);
+  if (!ino) return NotFound(fmt::format("no entry '{}' in inode {}", name, parent));
+  return Entry{*ino, LAZYFS_TRY(Stat(*ino))};
+}
+
+Result<std::string_view> Filesystem::Readlink(uint64_t ino) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  if (n->type != EntryType::kSymlink) return InvalidArgument("not a symlink");
+  return std::string_view(n->link_target);
+}
+
+Status Filesystem::OpenFile(uint64_t ino, int flags) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return ReadOnly("the image is read-only");
+  if (n->type == EntryType::kDirectory) return IsADirectory("a directory");
+  return Ok();
+}
+
+Status Filesystem::OpenDir(uint64_t ino) const {
+  const Node* n = tree_.Find(ino);
+  if (!n) return NotFound("no inode " + std::to_string(ino));
+  if (n->type != EntryType::kDirectory) return NotADirectory("inode " + std::to_string(ino) + " is not a directory");
+  return Ok();
+}
+
+Status Filesystem::ReadDir(uint64_t ino, uint64_t offset, const DirEntryFn& emit) const {
+  LAZYFS_TRY(OpenDir(ino));
+  const Node* dir = tree_.Find(ino);
+  uint64_t total = dir->children.size() + 2;
+  for (uint64_t i = offset; i < total; ++i) {
+    bool more = i == 0   ? emit(".", ino, 1)
+                : i == 1 ? emit("..", dir->parent, 2)
+                         : emit(dir->children[i - 2].name.c_str(), dir->children[i - 2].ino, i + 1);
+    if (!more) break;
+  }
+  return Ok();
+}
+
 Result<size_t> Filesystem::Read(uint64_t ino, uint64_t offset, size_t size, char* buf, uint64_t reader) {
   const Node* n = tree_.Find(ino);
   if (!n) return NotFound("no inode " + std::to_string(ino));
@@ -80,7 +127,7 @@ Result<std::string_view> Filesystem::GetXattr(uint64_t ino, std::string_view nam
   for (const auto& [key, value] : n->xattrs) {
     if (key == name) return std::string_view(value);
   }
-  return NotFound("no such xattr");
+  return NoAttribute("no such xattr");
 }
 
 Result<std::string> Filesystem::ListXattrs(uint64_t ino) const {

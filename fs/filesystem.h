@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,12 +31,30 @@ class Filesystem {
 
   // The stat of a node (st_ino = its inode number). kNotFound for an unknown inode.
   Result<struct stat> Stat(uint64_t ino) const;
+  // The child `name` of directory `parent` and its stat. kNotFound when there is no such child (the
+  // adapter caches that answer as a negative entry) or no such parent; kNotADirectory for a non-directory.
+  struct Entry {
+    uint64_t ino;
+    struct stat attr;
+  };
+  Result<Entry> Lookup(uint64_t parent, std::string_view name) const;
+  // A symlink's target, valid for the mount's life. kNotFound; kInvalidArgument for a non-symlink.
+  Result<std::string_view> Readlink(uint64_t ino) const;
+  // Whether the node may be opened for reading with open(2) `flags`: kNotFound; kReadOnly for any write
+  // access or O_TRUNC; kIsADirectory for a directory.
+  Status OpenFile(uint64_t ino, int flags) const;
+  // Whether the node is a directory to list: kNotFound; kNotADirectory.
+  Status OpenDir(uint64_t ino) const;
+  // Calls `emit(name, child_ino, next_offset)` for the entries of directory `ino` from `offset` on ("." is
+  // offset 0, ".." 1, child i is 2 + i) until it returns false (the reply buffer is full). Errors as OpenDir.
+  using DirEntryFn = std::function<bool(const char* name, uint64_t ino, uint64_t next_offset)>;
+  Status ReadDir(uint64_t ino, uint64_t offset, const DirEntryFn& emit) const;
   // Reads up to `size` bytes at `offset` into `buf`; returns how many (0 at or past the end).
   // kInvalidArgument for a non-file; errors from the chunk path carry layer and chunk. `reader` names who
   // asks (the FUSE request's pid): a read by the same reader inside a range that just failed for it gets
   // that error again at once (fs/recent_failures.h); 0 means unknown, always read.
   Result<size_t> Read(uint64_t ino, uint64_t offset, size_t size, char* buf, uint64_t reader = 0);
-  // The raw value of xattr `name`, or kNotFound (ENODATA at the edge).
+  // The raw value of xattr `name`: kNotFound for an unknown inode, kNoAttribute when it has no such xattr.
   Result<std::string_view> GetXattr(uint64_t ino, std::string_view name) const;
   // Xattr names, each followed by a NUL, as listxattr(2) returns them.
   Result<std::string> ListXattrs(uint64_t ino) const;

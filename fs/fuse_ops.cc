@@ -3,6 +3,8 @@
 #include <sys/xattr.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "common/log.h"
@@ -14,15 +16,14 @@ FuseContext& Ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_us
 
 void ReplyError(fuse_req_t req, const Error& error) { fuse_reply_err(req, ToErrno(error)); }
 
-bool FillEntry(FuseContext& ctx, uint64_t ino, fuse_entry_param& e) {
-  Result<struct stat> st = ctx.fs->Stat(ino);
-  if (!st) return false;
-  e.ino = ino;
+fuse_entry_param EntryParam(const FuseContext& ctx, const Filesystem::Entry& entry) {
+  fuse_entry_param e{};
+  e.ino = entry.ino;
   e.generation = 1;
-  e.attr = *st;
+  e.attr = entry.attr;
   e.attr_timeout = ctx.timeout_seconds;
   e.entry_timeout = ctx.timeout_seconds;
-  return true;
+  return e;
 }
 
 void Init(void* userdata, fuse_conn_info* conn) {
@@ -53,19 +54,16 @@ void Init(void* userdata, fuse_conn_info* conn) {
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   FuseContext& ctx = Ctx(req);
-  fuse_entry_param e{};
-  std::optional<uint64_t> ino = ctx.fs->tree().Lookup(parent, name);
-  if (!ino) {
+  Result<Filesystem::Entry> entry = ctx.fs->Lookup(parent, name);
+  if (!entry && entry.error().code() == ErrorCode::kNotFound) {
     // A negative entry with a timeout: the kernel remembers that the name does not exist.
+    fuse_entry_param e{};
     e.ino = 0;
     e.entry_timeout = ctx.timeout_seconds;
-    fuse_reply_entry(req, &e);
-    return;
+    return (void)fuse_reply_entry(req, &e);
   }
-  if (!FillEntry(ctx, *ino, e)) {
-    fuse_reply_err(req, ENOENT);
-    return;
-  }
+  if (!entry) return ReplyError(req, entry.error());
+  fuse_entry_param e = EntryParam(ctx, *entry);
   fuse_reply_entry(req, &e);
 }
 
@@ -81,18 +79,14 @@ void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void Readlink(fuse_req_t req, fuse_ino_t ino) {
-  const Node* n = Ctx(req).fs->tree().Find(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
-  if (n->type != EntryType::kSymlink) return (void)fuse_reply_err(req, EINVAL);
-  fuse_reply_readlink(req, n->link_target.c_str());
+  Result<std::string_view> target = Ctx(req).fs->Readlink(ino);
+  if (!target) return ReplyError(req, target.error());
+  fuse_reply_readlink(req, std::string(*target).c_str());
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (Ctx(req).zero_message_open) return (void)fuse_reply_err(req, ENOSYS);
-  const Node* n = Ctx(req).fs->tree().Find(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
-  if (n->type == EntryType::kDirectory) return (void)fuse_reply_err(req, EISDIR);
+  if (Status ok = Ctx(req).fs->OpenFile(ino, fi->flags); !ok) return ReplyError(req, ok.error());
   fi->keep_cache = 1;  // content is immutable: pages cached by an earlier open stay valid
   fuse_reply_open(req, fi);
 }
@@ -116,51 +110,38 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_i
 
 void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (Ctx(req).zero_message_opendir) return (void)fuse_reply_err(req, ENOSYS);
-  const Node* n = Ctx(req).fs->tree().Find(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
-  if (n->type != EntryType::kDirectory) return (void)fuse_reply_err(req, ENOTDIR);
+  if (Status ok = Ctx(req).fs->OpenDir(ino); !ok) return ReplyError(req, ok.error());
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
   fuse_reply_open(req, fi);
 }
 
-// Offsets: 0 is ".", 1 is "..", 2 + i is child i. Each entry's offset is the offset of the next one.
+// Fills one reply buffer of `size` bytes with entries from `offset` on; each entry's offset is the offset
+// of the next one, so the kernel asks again from where a full buffer stopped.
 void ReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   FuseContext& ctx = Ctx(req);
-  const Node* dir = ctx.fs->tree().Find(ino);
-  if (!dir) return (void)fuse_reply_err(req, ENOENT);
-  if (dir->type != EntryType::kDirectory) return (void)fuse_reply_err(req, ENOTDIR);
   std::vector<char> buf(size);
   size_t used = 0;
-  auto total = static_cast<off_t>(dir->children.size() + 2);
-  for (off_t i = offset; i < total; ++i) {
-    uint64_t child;
-    const char* name;
-    if (i == 0) {
-      child = ino;
-      name = ".";
-    } else if (i == 1) {
-      child = dir->parent;
-      name = "..";
-    } else {
-      const DirChild& c = dir->children[static_cast<size_t>(i - 2)];
-      child = c.ino;
-      name = c.name.c_str();
+  std::optional<Error> failed;
+  Status listed = ctx.fs->ReadDir(ino, static_cast<uint64_t>(offset), [&](const char* name, uint64_t child, uint64_t next) {
+    Result<struct stat> st = ctx.fs->Stat(child);
+    if (!st) {
+      failed = std::move(st).error();
+      return false;
     }
     size_t entry_size;
     if (plus) {
-      fuse_entry_param e{};
-      FillEntry(ctx, child, e);
-      entry_size = fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, i + 1);
+      fuse_entry_param e = EntryParam(ctx, Filesystem::Entry{child, *st});
+      entry_size = fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, static_cast<off_t>(next));
     } else {
-      struct stat st {};
-      st.st_ino = child;
-      st.st_mode = ctx.fs->Stat(child).value_or(st).st_mode;
-      entry_size = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, i + 1);
+      entry_size = fuse_add_direntry(req, buf.data() + used, size - used, name, &*st, static_cast<off_t>(next));
     }
-    if (entry_size > size - used) break;  // did not fit; the kernel asks again from this offset
+    if (entry_size > size - used) return false;  // did not fit
     used += entry_size;
-  }
+    return true;
+  });
+  if (!listed) return ReplyError(req, listed.error());
+  if (failed && used == 0) return ReplyError(req, *failed);  // an entry we cannot describe: say so, once
   fuse_reply_buf(req, buf.data(), used);
 }
 
@@ -191,7 +172,7 @@ void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   // round trips to us for nothing.
   if (!Ctx(req).fs->HasXattrs()) return (void)fuse_reply_err(req, ENOSYS);
   Result<std::string_view> value = Ctx(req).fs->GetXattr(ino, name);
-  if (!value) return (void)fuse_reply_err(req, value.error().code() == ErrorCode::kNotFound ? ENODATA : EIO);
+  if (!value) return ReplyError(req, value.error());
   if (size == 0) return (void)fuse_reply_xattr(req, value->size());
   if (size < value->size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, value->data(), value->size());

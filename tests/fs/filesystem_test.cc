@@ -1,7 +1,9 @@
 // Filesystem (the core under the FUSE adapter) over the chunk fixture: reads clamp to the file, non-files
 // are refused, and a read that just failed for one reader fails again at once for it (the kernel's retry of
-// a failed readahead) while other readers fetch again. RecentFailures' window and ranges on their own.
+// a failed readahead) while other readers fetch again; lookup, readlink, open and readdir answer with the
+// error codes the FUSE adapter maps to errno in one place. RecentFailures' window and ranges on their own.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 
 #include "fs/filesystem.h"
 #include "fs/recent_failures.h"
@@ -91,6 +93,50 @@ TEST_CASE("RecentFailures: holds at most kMaxEntries, dropping the oldest") {
   CHECK_FALSE(recent.Find(1, 1, 0, 10, t0));  // the first was dropped
   CHECK(recent.Find(2, 1, 0, 10, t0));
   CHECK(recent.Find(RecentFailures::kMaxEntries + 1, 1, 0, 10, t0));
+}
+
+}  // namespace lazyfs::fs
+
+namespace lazyfs::fs {
+
+TEST_CASE("Filesystem: lookup, readlink, open and readdir answer with codes the adapter maps once") {
+  Fixture f(2);
+  Filesystem fs("test", f.tree, *f.reader);
+  uint64_t file = *f.tree.Resolve("f00");
+  Filesystem::Entry entry = fs.Lookup(1, "f00").value();
+  CHECK(entry.ino == file);
+  CHECK(S_ISREG(entry.attr.st_mode));
+  CHECK(fs.Lookup(1, "missing").error().code() == ErrorCode::kNotFound);
+  CHECK(fs.Lookup(file, "x").error().code() == ErrorCode::kNotADirectory);
+  CHECK(fs.Readlink(file).error().code() == ErrorCode::kInvalidArgument);
+  CHECK(fs.OpenFile(file, O_RDONLY));
+  CHECK(fs.OpenFile(file, O_WRONLY).error().code() == ErrorCode::kReadOnly);
+  CHECK(fs.OpenFile(file, O_RDONLY | O_TRUNC).error().code() == ErrorCode::kReadOnly);
+  CHECK(fs.OpenFile(1, O_RDONLY).error().code() == ErrorCode::kIsADirectory);
+  CHECK(fs.OpenDir(file).error().code() == ErrorCode::kNotADirectory);
+  CHECK(fs.GetXattr(file, "user.x").error().code() == ErrorCode::kNoAttribute);
+  CHECK(fs.GetXattr(9999, "user.x").error().code() == ErrorCode::kNotFound);
+  CHECK(ToErrno(fs.GetXattr(file, "user.x").error()) == ENODATA);
+
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  REQUIRE(fs.ReadDir(1, 0, [&](const char* name, uint64_t, uint64_t next) {
+    seen.emplace_back(name, next);
+    return true;
+  }));
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == std::make_pair(std::string("."), uint64_t{1}));
+  CHECK(seen[1] == std::make_pair(std::string(".."), uint64_t{2}));
+  CHECK(seen[3].second == 4);
+  // From an offset, and stopping when the callback says the buffer is full.
+  seen.clear();
+  REQUIRE(fs.ReadDir(1, 2, [&](const char* name, uint64_t, uint64_t next) {
+    seen.emplace_back(name, next);
+    return false;
+  }));
+  CHECK(seen.size() == 1);
+  CHECK(seen[0].second == 3);
+  CHECK(fs.ReadDir(file, 0, [](const char*, uint64_t, uint64_t) { return true; }).error().code() ==
+        ErrorCode::kNotADirectory);
 }
 
 }  // namespace lazyfs::fs
