@@ -112,23 +112,12 @@ Result<UniqueFd> OpenSpool(const std::string& dir_option) {
   return UniqueFd(fd);
 }
 
-Status WriteAllAt(int fd, uint64_t offset, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "write spool file");
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return Ok();
-}
-
 // Feeds libarchive from the caller's ReadCallback (optionally copying the raw bytes into a spool file) and
 // reports progress. Remembers the callback's own error so it is returned instead of libarchive's echo.
 struct SourceFeed {
   const ReadCallback* source = nullptr;
   const ProgressCallback* progress = nullptr;
-  int tee_fd = -1;
+  int tee_fd = -1;  // a fresh spool file, appended to in order: its offsets are `consumed`
   std::vector<char> buffer = std::vector<char>(kSourceBufferSize);
   uint64_t consumed = 0;
   uint64_t next_report = kProgressInterval;
@@ -139,7 +128,7 @@ struct SourceFeed {
     Result<size_t> n = (*self->source)(self->buffer.data(), self->buffer.size());
     if (n && *n > self->buffer.size()) n = Internal("source read callback overran its buffer");
     if (n && self->tee_fd >= 0) {
-      Status s = WriteAllAt(self->tee_fd, self->consumed, {self->buffer.data(), *n});
+      Status s = WriteAll(self->tee_fd, {self->buffer.data(), *n}, "spool file");
       if (!s) n = s.error();
     }
     if (!n) {
@@ -555,7 +544,7 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
   std::vector<bool> moved(scanned.size());
   {
     ArchiveReadPtr a = LAZYFS_TRY(OpenSpoolReader(spool.get()));
-    uint64_t stash_end = 0;
+    uint64_t stash_end = 0;  // the stash is only appended to, so this is also its file offset
     std::string buffer(kSourceBufferSize, '\0');
     for (size_t index = 0; index < scanned.size(); ++index) {
       archive_entry* entry = LAZYFS_TRY(NextHeader(a.get(), nullptr, index));
@@ -570,7 +559,7 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
         la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
         if (n < 0) return Corrupt("source layer: " + ArchiveErrorString(a.get()));
         if (n == 0) break;
-        LAZYFS_TRY(WriteAllAt(stash.get(), stash_end, {buffer.data(), static_cast<size_t>(n)}));
+        LAZYFS_TRY(WriteAll(stash.get(), {buffer.data(), static_cast<size_t>(n)}, "stash file"));
         stash_end += static_cast<uint64_t>(n);
       }
       s.size = stash_end - s.stash_offset;
