@@ -1,5 +1,5 @@
 // Internals shared by the eStargz reader, TOC parser and writer (not part of the fs/ API): RAII owners for
-// libarchive and zlib handles, and the entry-name rule the format uses to recognise its own files.
+// libarchive and zlib handles, and how the format recognises its own files.
 //
 // Thread safety: each object is owned by one thread at a time; the free functions are reentrant.
 #pragma once
@@ -47,11 +47,8 @@ class GzipInflater {
   bool ok_ = false;
 };
 
-// The name as Go's estargz cleans it (path.Clean("/" + name) without the leading "/"): "./a//b/" -> "a/b",
-// "./" -> "". Used to recognise format files and prioritized files whatever prefix a tar uses.
-std::string CleanEntryName(std::string_view name);
-
-// True for the files the format adds (TOC, landmarks), which the mount hides.
+// True for the files the format adds (TOC, landmarks), which the mount hides. `clean_name` is as
+// fs/entry_name.h's NormalizeEntryName gives it, so "./stargz.index.json" is one too.
 bool IsFormatFile(std::string_view clean_name);
 
 }  // namespace lazyfs::fs::estargz_internal

@@ -18,13 +18,13 @@
 #include <vector>
 
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
 #include "fs/estargz_internal.h"
 
 namespace lazyfs::fs {
 namespace {
 
-using estargz_internal::CleanEntryName;
 using estargz_internal::IsFormatFile;
 using Json = nlohmann::json;
 
@@ -302,8 +302,9 @@ Result<LayerIndex> ParseEstargzToc(std::string_view toc_json, uint64_t toc_offse
     }
 
     LayerEntry entry = LAZYFS_TRY(ParseFileEntry(j, name, type, ctx));
-    std::string clean = CleanEntryName(name);
-    bool format_file = IsFormatFile(clean);
+    // An unsafe name is no format file: it goes on to the union builder, which reports and drops it.
+    std::optional<std::string> clean = NormalizeEntryName(name);
+    bool format_file = clean && IsFormatFile(*clean);
     if (entry.type == EntryType::kRegular) {
       // A later reg of the same name starts a new file: chunks attach to the latest one.
       last_file_by_name.erase(name);
@@ -318,7 +319,7 @@ Result<LayerIndex> ParseEstargzToc(std::string_view toc_json, uint64_t toc_offse
       }
     }
     if (format_file) {
-      if (clean == kPrefetchLandmark && !seen_prefetch_landmark) {
+      if (*clean == kPrefetchLandmark && !seen_prefetch_landmark) {
         seen_prefetch_landmark = true;
         for (const LayerEntry& before : index.entries) index.prefetch.push_back(before.name);
       }

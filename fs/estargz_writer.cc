@@ -32,6 +32,7 @@
 
 #include "common/fd.h"
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
 #include "fs/estargz_gzip_writer.h"
 #include "fs/estargz_internal.h"
@@ -43,7 +44,6 @@ using estargz_internal::ArchiveEntryPtr;
 using estargz_internal::ArchiveErrorString;
 using estargz_internal::ArchiveReadPtr;
 using estargz_internal::ArchiveWritePtr;
-using estargz_internal::CleanEntryName;
 using estargz_internal::IsFormatFile;
 using estargz_internal::MemberWriter;
 using TocJson = nlohmann::ordered_json;  // keeps Go's field order, for TOCs that read like ctr-remote's
@@ -84,17 +84,7 @@ std::optional<std::string> FormatModtime(int64_t sec, long nsec) {
 }
 
 // Names a layer must not carry: absolute paths and ".." components would escape the extraction root.
-bool UnsafeName(std::string_view name) {
-  if (name.empty() || name.front() == '/') return true;
-  size_t pos = 0;
-  while (pos <= name.size()) {
-    size_t slash = name.find('/', pos);
-    if (slash == std::string_view::npos) slash = name.size();
-    if (name.substr(pos, slash - pos) == "..") return true;
-    pos = slash + 1;
-  }
-  return false;
-}
+bool UnsafeName(std::string_view name) { return name.empty() || !NormalizeEntryName(name); }
 
 Result<UniqueFd> OpenSpool(const std::string& dir_option) {
   std::string dir = dir_option;
@@ -201,8 +191,8 @@ PayloadReader ArchivePayload(archive* a) {
 
 // What the first pass learns about each source entry, to decide the order.
 struct ScannedEntry {
-  std::string clean_name;
-  std::string hardlink_target;  // cleaned; empty unless a hardlink
+  std::optional<std::string> clean_name;  // nullopt: an unsafe name, which Emit refuses
+  std::string hardlink_target;  // cleaned; empty unless a (safe) hardlink
   bool format_file = false;     // dropped: an old TOC or landmark from an earlier conversion
 };
 
@@ -211,15 +201,19 @@ class PriorityOrder {
  public:
   explicit PriorityOrder(const std::vector<ScannedEntry>& scanned) : scanned_(scanned), moved_(scanned.size()) {
     for (size_t i = 0; i < scanned.size(); ++i) {
-      if (!scanned[i].format_file) by_name_[scanned[i].clean_name].push_back(i);
+      if (!scanned[i].format_file && scanned[i].clean_name) by_name_[*scanned[i].clean_name].push_back(i);
     }
   }
 
   // Moves `name` (with its parents and hardlink target) forward. False if the layer has no such entry.
-  bool Move(const std::string& name, int depth = 0) {
+  // A leading "/" names the same file (a path as the container sees it); a name with ".." is never found.
+  bool Move(std::string_view name, int depth = 0) {
     // A hostile hardlink cycle must not recurse forever; real chains are one step long.
     if (depth > 64) return false;
-    std::string clean = CleanEntryName(name);
+    while (name.starts_with('/')) name.remove_prefix(1);
+    std::optional<std::string> normalized = NormalizeEntryName(name);
+    if (!normalized) return false;
+    const std::string& clean = *normalized;
     auto it = by_name_.find(clean);
     if (!clean.empty()) {
       if (it == by_name_.end()) return false;
@@ -285,7 +279,7 @@ class Converter {
     std::string name = raw_name != nullptr ? raw_name : "";
     ++emitted_;
     if (UnsafeName(name)) return Corrupt(fmt::format("source entry {} (\"{}\"): unsafe name", emitted_, name));
-    if (IsFormatFile(CleanEntryName(name))) return Ok();
+    if (IsFormatFile(*NormalizeEntryName(name))) return Ok();  // safe, so it has a normal form
     return EmitChecked(entry, name, payload);
   }
 
@@ -526,9 +520,9 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
       const char* name = archive_entry_pathname(entry);
       const char* hardlink = archive_entry_hardlink(entry);
       ScannedEntry s;
-      s.clean_name = CleanEntryName(name != nullptr ? name : "");
-      s.format_file = IsFormatFile(s.clean_name);
-      if (hardlink != nullptr) s.hardlink_target = CleanEntryName(hardlink);
+      s.clean_name = NormalizeEntryName(name != nullptr ? name : "");
+      s.format_file = s.clean_name && IsFormatFile(*s.clean_name);
+      if (hardlink != nullptr) s.hardlink_target = NormalizeEntryName(hardlink).value_or("");
       scanned.push_back(std::move(s));
     }
     if (progress) progress(feed.consumed);
