@@ -1,20 +1,11 @@
-// Implementation of the eStargz internals (see estargz_internal.h): handle owners and format files.
+// Implementation of the eStargz internals (see estargz_internal.h): the inflate stream and format files.
 //
 // Thread safety: reentrant.
 #include "fs/estargz_internal.h"
 
-#include <archive_entry.h>
-
 #include "fs/estargz.h"
 
 namespace lazyfs::fs::estargz_internal {
-
-void ArchiveEntryDeleter::operator()(archive_entry* e) const { archive_entry_free(e); }
-
-std::string ArchiveErrorString(archive* a) {
-  const char* message = archive_error_string(a);
-  return message != nullptr ? message : "unknown libarchive error";
-}
 
 GzipInflater::GzipInflater() { ok_ = inflateInit2(&stream_, 16 + MAX_WBITS) == Z_OK; }
 
