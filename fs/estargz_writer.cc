@@ -87,11 +87,7 @@ std::optional<std::string> FormatModtime(int64_t sec, long nsec) {
 bool UnsafeName(std::string_view name) { return name.empty() || !NormalizeEntryName(name); }
 
 Result<UniqueFd> OpenSpool(const std::string& dir_option) {
-  std::string dir = dir_option;
-  if (dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    dir = tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
-  }
+  std::string dir = dir_option.empty() ? TempRoot() : dir_option;
   int fd = ::open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
   if (fd >= 0) return UniqueFd(fd);
   // Filesystems without O_TMPFILE: a named file, unlinked at once.
