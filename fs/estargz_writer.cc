@@ -14,7 +14,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "fs/entry_name.h"
@@ -54,14 +54,6 @@ constexpr char kLandmarkContents = 0xf;  // the spec's "4 bits contents 0xf", as
 
 // Pulls bytes of one entry's payload: up to `capacity` into `buffer`; 0 at its end.
 using PayloadReader = std::function<Result<size_t>(char* buffer, size_t capacity)>;
-
-std::string Base64(std::string_view raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // UTC RFC 3339 with the fraction only when there is one (Go's RFC3339Nano trims zeros). nullopt for zero
 // (Go omits an unset modtime) and for years RFC 3339 cannot spell.
@@ -407,7 +399,7 @@ class Converter {
       const void* value = nullptr;
       size_t value_size = 0;
       while (archive_entry_xattr_next(entry, &xname, &value, &value_size) == ARCHIVE_OK) {
-        sorted[xname] = Base64({static_cast<const char*>(value), value_size});
+        sorted[xname] = Base64Encode({static_cast<const char*>(value), value_size});
       }
       TocJson xattrs = TocJson::object();
       for (auto& [key, encoded] : sorted) xattrs[key] = std::move(encoded);
