@@ -96,7 +96,7 @@ Status WriteAll(int fd, std::string_view data, const std::string& what) {
 
 std::string TempRoot() {
   const char* dir = std::getenv("TMPDIR");
-  return dir && *dir ? dir : "/tmp";
+  return dir && *dir ? dir : "/var/tmp";
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data) {

@@ -57,7 +57,8 @@ Result<std::string> ReadPseudoFile(const std::string& path);
 Result<std::string> ReadFileInRoot(const std::string& root, const std::string& path, uint64_t max_bytes);
 // Writes all of `data` to `fd` (retrying short writes and EINTR); `what` names the file in errors.
 Status WriteAll(int fd, std::string_view data, const std::string& what);
-// The directory for temporary files: $TMPDIR if set, else /tmp.
+// The directory for temporary files: $TMPDIR if set, else /var/tmp. Not /tmp: it is often a tmpfs (RAM,
+// the default on many distributions), and what lazyfs stages there can be whole layers and images.
 std::string TempRoot();
 // Writes via a temporary file and rename, so readers never see a half-written file.
 Status WriteFileAtomic(const std::string& path, std::string_view data);

@@ -12,7 +12,9 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<int> g_fd{STDERR_FILENO};
 
-const char* LevelName(LogLevel level) {
+}  // namespace
+
+const char* LogLevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug: return "debug";
     case LogLevel::kInfo: return "info";
@@ -22,8 +24,6 @@ const char* LevelName(LogLevel level) {
   }
   return "?";
 }
-
-}  // namespace
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
@@ -39,7 +39,7 @@ bool SetLogFile(const std::string& path) {
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
   for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kOff}) {
-    if (text == LevelName(l)) {
+    if (text == LogLevelName(l)) {
       *level = l;
       return true;
     }
@@ -54,7 +54,7 @@ void LogLine(LogLevel level, std::string_view message) {
   gmtime_r(&ts.tv_sec, &utc);
   std::string line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z lazyfs[{}] {}: {}\n", utc.tm_year + 1900,
                                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                                 ts.tv_nsec / 1000000, ::getpid(), LevelName(level), message);
+                                 ts.tv_nsec / 1000000, ::getpid(), LogLevelName(level), message);
   // One write per line: atomic for O_APPEND files and pipes up to PIPE_BUF, good enough beyond.
   [[maybe_unused]] ssize_t n = ::write(g_fd.load(), line.data(), line.size());
 }

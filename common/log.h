@@ -21,6 +21,8 @@ bool LogEnabled(LogLevel level);
 bool SetLogFile(const std::string& path);
 // Parses "debug", "info", "warn", "error", "off".
 bool ParseLogLevel(std::string_view text, LogLevel* level);
+// The level's name as ParseLogLevel reads it (and log lines show it): "debug" ... "off".
+const char* LogLevelName(LogLevel level);
 
 void LogLine(LogLevel level, std::string_view message);
 

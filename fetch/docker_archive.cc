@@ -9,8 +9,6 @@
 // Thread safety: everything is immutable after OpenDockerArchive; reads use pread on one shared fd.
 #include "fetch/docker_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 
 #include <fmt/format.h>
@@ -24,17 +22,13 @@
 
 #include "common/fd.h"
 #include "common/log.h"
+#include "fetch/archive_handles.h"
 
 namespace lazyfs::fetch {
 namespace {
 
 constexpr size_t kPieceSize = 1 << 20;
 constexpr int kMaxLinkHops = 16;
-
-struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
 // Where one regular file's bytes are in the (uncompressed) tarball, and what they hash to.
 struct FileEntry {
@@ -200,13 +194,13 @@ Result<ArchiveIndex> IndexArchive(const std::string& path, int pread_fd) {
                                    "supported (decompress it first)", path));
   }
 
-  ArchivePtr a(archive_read_new());
+  ArchiveReadPtr a(archive_read_new());
   if (!a) return Internal("archive_read_new failed");
   // Tar only, no decompression filters: data offsets must be offsets in the file itself.
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), kPieceSize) != ARCHIVE_OK) {
     // The format is detected at open: a file we could open ourselves that libarchive rejects is not a tar.
-    std::string why = archive_error_string(a.get()) ? archive_error_string(a.get()) : "unknown error";
+    std::string why = ArchiveErrorString(a.get());
     // libarchive reports an unrecognized format with its private ARCHIVE_ERRNO_FILE_FORMAT, which is
     // EILSEQ (or EINVAL) on Linux builds; -1 is ARCHIVE_ERRNO_MISC.
     if (int err = archive_errno(a.get()); err == EILSEQ || err == EINVAL || err == -1) {
@@ -222,8 +216,7 @@ Result<ArchiveIndex> IndexArchive(const std::string& path, int pread_fd) {
     int rc = archive_read_next_header(a.get(), &entry);
     if (rc == ARCHIVE_EOF) break;
     if (rc < ARCHIVE_WARN) {
-      const char* why = archive_error_string(a.get());
-      return Corrupt(fmt::format("docker-archive:{}: not a readable tar archive: {}", path, why ? why : "unknown error"));
+      return Corrupt(fmt::format("docker-archive:{}: not a readable tar archive: {}", path, ArchiveErrorString(a.get())));
     }
     const char* raw_name = archive_entry_pathname(entry);
     auto name = NormalizeArchivePath(raw_name ? raw_name : "");
@@ -255,8 +248,7 @@ Result<ArchiveIndex> IndexArchive(const std::string& path, int pread_fd) {
     for (;;) {
       la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
       if (n < 0) {
-        const char* why = archive_error_string(a.get());
-        return Corrupt(fmt::format("docker-archive:{}: reading {}: {}", path, *name, why ? why : "unknown error"));
+        return Corrupt(fmt::format("docker-archive:{}: reading {}: {}", path, *name, ArchiveErrorString(a.get())));
       }
       if (n == 0) break;
       std::string_view piece(buffer.data(), static_cast<size_t>(n));

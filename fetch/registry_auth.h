@@ -47,10 +47,6 @@ struct AuthChallenge {
 // are dropped rather than failing: a challenge we half understand is still worth trying.
 std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header);
 
-std::string Base64Encode(std::string_view data);
-// nullopt on characters outside the standard alphabet or bad padding.
-std::optional<std::string> Base64Decode(std::string_view text);
-
 // "Basic base64(user:password)".
 std::string BasicAuthorization(const Credentials& credentials);
 

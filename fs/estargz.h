@@ -69,7 +69,7 @@ struct EstargzWriterOptions {
   // .prefetch.landmark. Empty: a .no.prefetch.landmark is written, as other eStargz tools do.
   std::vector<std::string> prioritized_files;
   // Where the source is spooled when prioritized_files reorders entries (an unlinked temporary file).
-  // Empty: $TMPDIR, else /var/tmp.
+  // Empty: TempRoot() (common/fd.h: $TMPDIR, else /var/tmp).
   std::string spool_dir;
 };
 

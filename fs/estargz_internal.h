@@ -1,35 +1,22 @@
-// Internals shared by the eStargz reader, TOC parser and writer (not part of the fs/ API): RAII owners for
-// libarchive and zlib handles, and the entry-name rule the format uses to recognise its own files.
+// Internals shared by the eStargz reader, TOC parser and writer (not part of the fs/ API): the libarchive
+// handle owners (fetch/archive_handles.h) under the names these files use, a zlib inflate stream, and how
+// the format recognises its own files.
 //
 // Thread safety: each object is owned by one thread at a time; the free functions are reentrant.
 #pragma once
 
-#include <archive.h>
 #include <zlib.h>
 
-#include <memory>
-#include <string>
 #include <string_view>
 
-#include "common/result.h"
+#include "fetch/archive_handles.h"
 
 namespace lazyfs::fs::estargz_internal {
 
-struct ArchiveReadDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct ArchiveWriteDeleter {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct ArchiveEntryDeleter {
-  void operator()(archive_entry* e) const;
-};
-using ArchiveReadPtr = std::unique_ptr<archive, ArchiveReadDeleter>;
-using ArchiveWritePtr = std::unique_ptr<archive, ArchiveWriteDeleter>;
-using ArchiveEntryPtr = std::unique_ptr<archive_entry, ArchiveEntryDeleter>;
-
-// libarchive's last error on `a`, for messages.
-std::string ArchiveErrorString(archive* a);
+using fetch::ArchiveEntryPtr;
+using fetch::ArchiveErrorString;
+using fetch::ArchiveReadPtr;
+using fetch::ArchiveWritePtr;
 
 // An inflate stream for gzip members (zlib, 16 + MAX_WBITS: gzip wrapper only). Owns the z_stream.
 class GzipInflater {
@@ -47,11 +34,8 @@ class GzipInflater {
   bool ok_ = false;
 };
 
-// The name as Go's estargz cleans it (path.Clean("/" + name) without the leading "/"): "./a//b/" -> "a/b",
-// "./" -> "". Used to recognise format files and prioritized files whatever prefix a tar uses.
-std::string CleanEntryName(std::string_view name);
-
-// True for the files the format adds (TOC, landmarks), which the mount hides.
+// True for the files the format adds (TOC, landmarks), which the mount hides. `clean_name` is as
+// fs/entry_name.h's NormalizeEntryName gives it, so "./stargz.index.json" is one too.
 bool IsFormatFile(std::string_view clean_name);
 
 }  // namespace lazyfs::fs::estargz_internal

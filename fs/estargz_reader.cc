@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
 #include "fs/estargz_internal.h"
 
@@ -18,7 +19,6 @@ namespace {
 
 using estargz_internal::ArchiveErrorString;
 using estargz_internal::ArchiveReadPtr;
-using estargz_internal::CleanEntryName;
 using estargz_internal::GzipInflater;
 
 // A TOC inflates to far more than its compressed size, but a gzip bomb must not exhaust memory.
@@ -38,7 +38,7 @@ Result<std::string> ExtractTocJson(std::string_view member) {
   if (r == ARCHIVE_EOF) return Corrupt("TOC member holds no tar entry");
   if (r < ARCHIVE_WARN) return Corrupt("TOC member: " + ArchiveErrorString(a.get()));
   const char* name = archive_entry_pathname(entry);
-  if (name == nullptr || CleanEntryName(name) != kTocName) {
+  if (name == nullptr || NormalizeEntryName(name) != kTocName) {
     return Corrupt(fmt::format("TOC member's entry is \"{}\", not {}", name ? name : "", kTocName));
   }
   if (archive_entry_filetype(entry) != AE_IFREG) return Corrupt("TOC entry is not a regular file");

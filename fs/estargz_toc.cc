@@ -4,11 +4,8 @@
 // fractional RFC 3339 seconds, base64 xattrs, empty files without offset, last chunk without chunkSize).
 //
 // Thread safety: pure function.
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,14 +14,15 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
 #include "fs/estargz_internal.h"
 
 namespace lazyfs::fs {
 namespace {
 
-using estargz_internal::CleanEntryName;
 using estargz_internal::IsFormatFile;
 using Json = nlohmann::json;
 
@@ -86,21 +84,6 @@ Result<std::optional<Sha256Digest>> GetDigest(const Json& j, const char* key, co
   std::optional<Sha256Digest> d = Sha256Digest::Parse(text);
   if (!d) return ctx.Fail(fmt::format("{} \"{}\" is not a sha256 digest", key, text));
   return d;
-}
-
-// Standard base64 with padding, as Go's encoding/json writes []byte.
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  if (text.empty()) return std::string();
-  if (text.size() > INT_MAX) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the bytes that padding stands for; drop them.
-  size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - padding);
-  return out;
 }
 
 bool ParseDigits(std::string_view s, size_t pos, size_t count, int* out) {
@@ -196,7 +179,7 @@ Result<LayerEntry> ParseFileEntry(const Json& j, std::string name, std::string_v
     if (!it->is_object()) return ctx.Fail("xattrs is not an object");
     for (const auto& [key, value] : it->items()) {
       if (!value.is_string()) return ctx.Fail(fmt::format("xattr {} is not a base64 string", key));
-      std::optional<std::string> raw = DecodeBase64(value.get_ref<const std::string&>());
+      std::optional<std::string> raw = Base64Decode(value.get_ref<const std::string&>());
       if (!raw) return ctx.Fail(fmt::format("xattr {} is not valid base64", key));
       e.xattrs.emplace_back(key, std::move(*raw));
     }
@@ -302,8 +285,9 @@ Result<LayerIndex> ParseEstargzToc(std::string_view toc_json, uint64_t toc_offse
     }
 
     LayerEntry entry = LAZYFS_TRY(ParseFileEntry(j, name, type, ctx));
-    std::string clean = CleanEntryName(name);
-    bool format_file = IsFormatFile(clean);
+    // An unsafe name is no format file: it goes on to the union builder, which reports and drops it.
+    std::optional<std::string> clean = NormalizeEntryName(name);
+    bool format_file = clean && IsFormatFile(*clean);
     if (entry.type == EntryType::kRegular) {
       // A later reg of the same name starts a new file: chunks attach to the latest one.
       last_file_by_name.erase(name);
@@ -318,7 +302,7 @@ Result<LayerIndex> ParseEstargzToc(std::string_view toc_json, uint64_t toc_offse
       }
     }
     if (format_file) {
-      if (clean == kPrefetchLandmark && !seen_prefetch_landmark) {
+      if (*clean == kPrefetchLandmark && !seen_prefetch_landmark) {
         seen_prefetch_landmark = true;
         for (const LayerEntry& before : index.entries) index.prefetch.push_back(before.name);
       }

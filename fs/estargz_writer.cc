@@ -14,7 +14,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -30,8 +29,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
 #include "fs/estargz_gzip_writer.h"
 #include "fs/estargz_internal.h"
@@ -43,7 +44,6 @@ using estargz_internal::ArchiveEntryPtr;
 using estargz_internal::ArchiveErrorString;
 using estargz_internal::ArchiveReadPtr;
 using estargz_internal::ArchiveWritePtr;
-using estargz_internal::CleanEntryName;
 using estargz_internal::IsFormatFile;
 using estargz_internal::MemberWriter;
 using TocJson = nlohmann::ordered_json;  // keeps Go's field order, for TOCs that read like ctr-remote's
@@ -54,14 +54,6 @@ constexpr char kLandmarkContents = 0xf;  // the spec's "4 bits contents 0xf", as
 
 // Pulls bytes of one entry's payload: up to `capacity` into `buffer`; 0 at its end.
 using PayloadReader = std::function<Result<size_t>(char* buffer, size_t capacity)>;
-
-std::string Base64(std::string_view raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // UTC RFC 3339 with the fraction only when there is one (Go's RFC3339Nano trims zeros). nullopt for zero
 // (Go omits an unset modtime) and for years RFC 3339 cannot spell.
@@ -84,24 +76,10 @@ std::optional<std::string> FormatModtime(int64_t sec, long nsec) {
 }
 
 // Names a layer must not carry: absolute paths and ".." components would escape the extraction root.
-bool UnsafeName(std::string_view name) {
-  if (name.empty() || name.front() == '/') return true;
-  size_t pos = 0;
-  while (pos <= name.size()) {
-    size_t slash = name.find('/', pos);
-    if (slash == std::string_view::npos) slash = name.size();
-    if (name.substr(pos, slash - pos) == "..") return true;
-    pos = slash + 1;
-  }
-  return false;
-}
+bool UnsafeName(std::string_view name) { return name.empty() || !NormalizeEntryName(name); }
 
 Result<UniqueFd> OpenSpool(const std::string& dir_option) {
-  std::string dir = dir_option;
-  if (dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    dir = tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
-  }
+  std::string dir = dir_option.empty() ? TempRoot() : dir_option;
   int fd = ::open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
   if (fd >= 0) return UniqueFd(fd);
   // Filesystems without O_TMPFILE: a named file, unlinked at once.
@@ -112,23 +90,12 @@ Result<UniqueFd> OpenSpool(const std::string& dir_option) {
   return UniqueFd(fd);
 }
 
-Status WriteAllAt(int fd, uint64_t offset, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "write spool file");
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return Ok();
-}
-
 // Feeds libarchive from the caller's ReadCallback (optionally copying the raw bytes into a spool file) and
 // reports progress. Remembers the callback's own error so it is returned instead of libarchive's echo.
 struct SourceFeed {
   const ReadCallback* source = nullptr;
   const ProgressCallback* progress = nullptr;
-  int tee_fd = -1;
+  int tee_fd = -1;  // a fresh spool file, appended to in order: its offsets are `consumed`
   std::vector<char> buffer = std::vector<char>(kSourceBufferSize);
   uint64_t consumed = 0;
   uint64_t next_report = kProgressInterval;
@@ -139,7 +106,7 @@ struct SourceFeed {
     Result<size_t> n = (*self->source)(self->buffer.data(), self->buffer.size());
     if (n && *n > self->buffer.size()) n = Internal("source read callback overran its buffer");
     if (n && self->tee_fd >= 0) {
-      Status s = WriteAllAt(self->tee_fd, self->consumed, {self->buffer.data(), *n});
+      Status s = WriteAll(self->tee_fd, {self->buffer.data(), *n}, "spool file");
       if (!s) n = s.error();
     }
     if (!n) {
@@ -212,8 +179,8 @@ PayloadReader ArchivePayload(archive* a) {
 
 // What the first pass learns about each source entry, to decide the order.
 struct ScannedEntry {
-  std::string clean_name;
-  std::string hardlink_target;  // cleaned; empty unless a hardlink
+  std::optional<std::string> clean_name;  // nullopt: an unsafe name, which Emit refuses
+  std::string hardlink_target;  // cleaned; empty unless a (safe) hardlink
   bool format_file = false;     // dropped: an old TOC or landmark from an earlier conversion
 };
 
@@ -222,15 +189,19 @@ class PriorityOrder {
  public:
   explicit PriorityOrder(const std::vector<ScannedEntry>& scanned) : scanned_(scanned), moved_(scanned.size()) {
     for (size_t i = 0; i < scanned.size(); ++i) {
-      if (!scanned[i].format_file) by_name_[scanned[i].clean_name].push_back(i);
+      if (!scanned[i].format_file && scanned[i].clean_name) by_name_[*scanned[i].clean_name].push_back(i);
     }
   }
 
   // Moves `name` (with its parents and hardlink target) forward. False if the layer has no such entry.
-  bool Move(const std::string& name, int depth = 0) {
+  // A leading "/" names the same file (a path as the container sees it); a name with ".." is never found.
+  bool Move(std::string_view name, int depth = 0) {
     // A hostile hardlink cycle must not recurse forever; real chains are one step long.
     if (depth > 64) return false;
-    std::string clean = CleanEntryName(name);
+    while (name.starts_with('/')) name.remove_prefix(1);
+    std::optional<std::string> normalized = NormalizeEntryName(name);
+    if (!normalized) return false;
+    const std::string& clean = *normalized;
     auto it = by_name_.find(clean);
     if (!clean.empty()) {
       if (it == by_name_.end()) return false;
@@ -296,7 +267,7 @@ class Converter {
     std::string name = raw_name != nullptr ? raw_name : "";
     ++emitted_;
     if (UnsafeName(name)) return Corrupt(fmt::format("source entry {} (\"{}\"): unsafe name", emitted_, name));
-    if (IsFormatFile(CleanEntryName(name))) return Ok();
+    if (IsFormatFile(*NormalizeEntryName(name))) return Ok();  // safe, so it has a normal form
     return EmitChecked(entry, name, payload);
   }
 
@@ -428,7 +399,7 @@ class Converter {
       const void* value = nullptr;
       size_t value_size = 0;
       while (archive_entry_xattr_next(entry, &xname, &value, &value_size) == ARCHIVE_OK) {
-        sorted[xname] = Base64({static_cast<const char*>(value), value_size});
+        sorted[xname] = Base64Encode({static_cast<const char*>(value), value_size});
       }
       TocJson xattrs = TocJson::object();
       for (auto& [key, encoded] : sorted) xattrs[key] = std::move(encoded);
@@ -537,9 +508,9 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
       const char* name = archive_entry_pathname(entry);
       const char* hardlink = archive_entry_hardlink(entry);
       ScannedEntry s;
-      s.clean_name = CleanEntryName(name != nullptr ? name : "");
-      s.format_file = IsFormatFile(s.clean_name);
-      if (hardlink != nullptr) s.hardlink_target = CleanEntryName(hardlink);
+      s.clean_name = NormalizeEntryName(name != nullptr ? name : "");
+      s.format_file = s.clean_name && IsFormatFile(*s.clean_name);
+      if (hardlink != nullptr) s.hardlink_target = NormalizeEntryName(hardlink).value_or("");
       scanned.push_back(std::move(s));
     }
     if (progress) progress(feed.consumed);
@@ -555,7 +526,7 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
   std::vector<bool> moved(scanned.size());
   {
     ArchiveReadPtr a = LAZYFS_TRY(OpenSpoolReader(spool.get()));
-    uint64_t stash_end = 0;
+    uint64_t stash_end = 0;  // the stash is only appended to, so this is also its file offset
     std::string buffer(kSourceBufferSize, '\0');
     for (size_t index = 0; index < scanned.size(); ++index) {
       archive_entry* entry = LAZYFS_TRY(NextHeader(a.get(), nullptr, index));
@@ -570,7 +541,7 @@ Status WritePrioritized(const ReadCallback& source, const ProgressCallback& prog
         la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
         if (n < 0) return Corrupt("source layer: " + ArchiveErrorString(a.get()));
         if (n == 0) break;
-        LAZYFS_TRY(WriteAllAt(stash.get(), stash_end, {buffer.data(), static_cast<size_t>(n)}));
+        LAZYFS_TRY(WriteAll(stash.get(), {buffer.data(), static_cast<size_t>(n)}, "stash file"));
         stash_end += static_cast<uint64_t>(n);
       }
       s.size = stash_end - s.stash_offset;

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "common/byte_codec.h"
+#include "common/fd.h"
 #include "common/log.h"
 
 namespace lazyfs::fs {
@@ -42,16 +43,6 @@ void EncodeAccess(ByteWriter& w, int64_t delta_us, const TraceRecord& r) {
   w.U64(r.length);
   w.U64(r.miss ? kFlagMiss : 0);
   w.U64(r.layer);
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError(errno, "write " + what);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok();
 }
 
 }  // namespace

@@ -82,8 +82,4 @@ class UnionTree {
   uint64_t total_file_bytes_ = 0;
 };
 
-// Normalizes a layer entry name to a clean relative path ("./a//b/" -> "a/b", "." -> "").
-// nullopt for names that escape the root: absolute paths and any ".." component.
-std::optional<std::string> NormalizeEntryName(std::string_view name);
-
 }  // namespace lazyfs::fs

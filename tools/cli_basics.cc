@@ -5,6 +5,7 @@
 #include "cache/chunk_store.h"
 #include "common/log.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace lazyfs::tools {
 
@@ -16,7 +17,7 @@ std::string DefaultCacheDir() {
 void AddGlobalOptions(CLI::App& app, std::string& log_level) {
   app.require_subcommand(1);
   app.fallthrough();  // global options such as --log-level may also follow the subcommand
-  app.set_version_flag("--version", "lazyfs 0.1.0");
+  app.set_version_flag("--version", std::string("lazyfs ") + kVersion);
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
   app.parse_complete_callback([&log_level] {
     LogLevel level;

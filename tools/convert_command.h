@@ -2,9 +2,10 @@
 // image that any runtime still runs, into an OCI layout directory or a registry.
 //
 // A registry destination is written in two steps: the conversion goes into a temporary OCI layout (under
-// $TMPDIR, removed afterwards), which is then pushed with fetch::PushImage. Staging on disk keeps the
-// converter one code path, lets the push HEAD-skip blobs the registry already has (layers converted
-// before convert to the same digest), and retries uploads from a file instead of re-converting.
+// TempRoot(): $TMPDIR, else /var/tmp; removed afterwards), which is then pushed with fetch::PushImage.
+// Staging on disk keeps the converter one code path, lets the push HEAD-skip blobs the registry already
+// has (layers converted before convert to the same digest), and retries uploads from a file instead of
+// re-converting.
 //
 // Thread safety: ConvertImage is reentrant but assumes it is the only writer of the destination layout.
 #pragma once

@@ -1,5 +1,8 @@
 #include "tools/oci_bundle.h"
 
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 
@@ -172,21 +175,23 @@ Result<Volume> ParseVolume(std::string_view text) {
 }
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
+  std::string bytes(text);
+  try {
+    // A transformer: it rewrites `bytes` as a plain number; bad input throws (or, as any Validator may,
+    // returns a message).
+    if (std::string why = CLI::AsSizeValue(false)(bytes); !why.empty()) {
+      return InvalidArgument(fmt::format("size {}: {}", text, why));
+    }
+  } catch (const CLI::ValidationError& e) {
+    return InvalidArgument(fmt::format("size {}: {}", text, e.what()));
+  }
+  // It passes a bare number through unchecked ("-1" included), so the number is read strictly here.
   uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end == text.data()) return InvalidArgument("size " + std::string(text) + ": not a number");
-  std::string_view unit = text.substr(static_cast<size_t>(end - text.data()));
-  if (unit.ends_with("iB")) unit.remove_suffix(2);
-  else if (unit.ends_with("B") || unit.ends_with("b")) unit.remove_suffix(1);
-  int shift = 0;
-  if (unit.empty()) shift = 0;
-  else if (unit == "k" || unit == "K") shift = 10;
-  else if (unit == "m" || unit == "M") shift = 20;
-  else if (unit == "g" || unit == "G") shift = 30;
-  else if (unit == "t" || unit == "T") shift = 40;
-  else return InvalidArgument("size " + std::string(text) + ": unknown unit");
-  if (shift && value > (UINT64_MAX >> shift)) return InvalidArgument("size " + std::string(text) + ": too large");
-  return value << shift;
+  auto [end, ec] = std::from_chars(bytes.data(), bytes.data() + bytes.size(), value);
+  if (ec != std::errc() || end != bytes.data() + bytes.size()) {
+    return InvalidArgument(fmt::format("size {}: not a number of bytes", text));
+  }
+  return value;
 }
 
 Result<std::vector<std::string>> ProcessArgs(const ImageConfig& image, const RunOptions& run) {

@@ -53,7 +53,10 @@ struct Volume {
 // Parses "SRC:DST[:ro|:rw]". kInvalidArgument unless both paths are absolute.
 Result<Volume> ParseVolume(std::string_view text);
 
-// Parses a byte size: "268435456", "256M", "1G", "512k" (binary units, optional trailing "B"/"iB").
+// Parses a byte size ("268435456", "256M", "1G", "512k", "64MiB": binary units, any case) with CLI11's
+// AsSizeValue, the parser of --cache-size, so every size on the command line reads the same. Here rather
+// than as the flag's transform so that a bad --memory fails `lazyfs run` with 125 (CLI11's parse errors
+// exit 105), and the message can quote the limit as the user wrote it.
 Result<uint64_t> ParseByteSize(std::string_view text);
 
 // What `lazyfs run` asks of one container beyond the image's config.

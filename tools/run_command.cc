@@ -178,17 +178,6 @@ void ReleaseImageUser(const ImageDir& dir, const std::string& id, bool keep) {
   }
 }
 
-std::string LogLevelName() {
-  switch (GetLogLevel()) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-    case LogLevel::kOff: return "off";
-  }
-  return "info";
-}
-
 // The reference the mount daemon gets: a docker:// tag pinned to the manifest this run resolved, so the
 // daemon serves the image whose directory it is mounted in even when the tag moves meanwhile.
 std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest) {
@@ -281,7 +270,7 @@ class ImageUse {
       LogWarn("image mount {} does not answer: replacing it", rootfs);
       Unmount(rootfs);
     }
-    std::vector<std::string> args = {"/proc/self/exe", "--log-level", LogLevelName(), "mount", "--allow-other",
+    std::vector<std::string> args = {"/proc/self/exe", "--log-level", LogLevelName(GetLogLevel()), "mount", "--allow-other",
                                      "--cache-dir", options.cache_dir};
     std::vector<std::string> source_args = SourceFlagArgs(options.source);
     args.insert(args.end(), source_args.begin(), source_args.end());

@@ -71,6 +71,8 @@ struct SandboxRecord {
   static std::optional<SandboxRecord> FromJson(const nlohmann::json& j);
 };
 
+// Fixed, not TempRoot(): cleaning up after a dead run removes only directories under this prefix, which
+// must not depend on the $TMPDIR of whichever run does the cleaning.
 inline constexpr const char* kSandboxTmpBase = "/var/tmp";
 
 std::string SandboxesDir();

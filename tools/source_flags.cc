@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 namespace lazyfs::tools {
@@ -24,8 +25,19 @@ void AddSourceFlags(CLI::App& cmd, SourceFlags& flags) {
                  "yes: a mirror may resolve tags; no: tags at the origin only, digests still via mirrors")
       ->check(CLI::IsMember({"yes", "no"}))
       ->capture_default_str();
+  // CLI::Range compares, and every comparison with NaN is false: "nan", which CLI11 reads as a double,
+  // would pass it. Its lower bound is 1 ms, not 0, because fetch/ counts in milliseconds and takes 0 as
+  // "no bound".
+  const CLI::Validator finite(
+      [](std::string& text) {
+        if (std::isfinite(std::strtod(text.c_str(), nullptr))) return std::string();
+        return "Value " + text + " is not a finite number";
+      },
+      "");
   cmd.add_option("--read-timeout", flags.read_timeout_seconds,
                  "seconds after which a read fails with EIO, retries included")
+      ->check(finite)
+      ->check(CLI::Range(0.001, 86'400.0))
       ->capture_default_str();
   cmd.add_option("--retries", flags.retries, "retries after a failed request to the registry")
       ->check(CLI::Range(0, 100))
@@ -46,10 +58,6 @@ std::vector<std::string> SourceFlagArgs(const SourceFlags& flags) {
 Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags) {
   fetch::SourceOptions options;
   options.platform = flags.platform;
-  if (!std::isfinite(flags.read_timeout_seconds) || flags.read_timeout_seconds <= 0 ||
-      flags.read_timeout_seconds > 86'400) {
-    return InvalidArgument(fmt::format("--read-timeout {}: want seconds in (0, 86400]", flags.read_timeout_seconds));
-  }
   for (const std::string& host : flags.insecure_registries) {
     if (host.empty() || host.find_first_of("/@ ") != std::string::npos) {
       return InvalidArgument(fmt::format("--insecure-registry {}: want HOST[:PORT]", host));

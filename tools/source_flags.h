@@ -44,8 +44,8 @@ void AddSourceFlags(CLI::App& cmd, SourceFlags& flags);
 std::vector<std::string> SourceFlagArgs(const SourceFlags& flags);
 
 // The options the flags describe. kInvalidArgument for values the parser cannot judge alone (a mirror
-// that is not an http(s) URL, an insecure registry that is not HOST[:PORT], a non-positive timeout,
-// --mirror-tags other than yes or no).
+// that is not an http(s) URL, an insecure registry that is not HOST[:PORT], --mirror-tags other than yes
+// or no). --read-timeout and --retries are range-checked by the parser.
 Result<fetch::SourceOptions> ToSourceOptions(const SourceFlags& flags);
 
 }  // namespace lazyfs::tools

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "common/fd.h"
-#include "tests/fetch/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lazyfs::fetch {
 namespace {
 
-using testing::TempDir;
+using lazyfs::testing::TempDir;
 
 struct TarEntry {
   std::string name;

@@ -9,12 +9,12 @@
 
 #include "common/fd.h"
 #include "fetch/image_source.h"
-#include "tests/fetch/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lazyfs::fetch {
 namespace {
 
-using testing::TempDir;
+using lazyfs::testing::TempDir;
 
 std::string Bytes(size_t n) {
   std::string s(n, '\0');

@@ -7,7 +7,7 @@
 
 #include "common/fd.h"
 #include "tests/fetch/registry_test_fakes.h"
-#include "tests/fetch/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lazyfs::fetch {
 namespace {
@@ -82,7 +82,7 @@ struct Fixture {
 
 TEST_CASE("TraceArtifact: push stores the trace with the image as subject; fetch finds it by the image digest") {
   Fixture f;
-  testing::TempDir dir;
+  lazyfs::testing::TempDir dir;
   std::string trace_path = dir.path + "/t.trace";
   std::string trace_bytes = std::string("LZYTRACE") + std::string(100, 'x');
   REQUIRE(WriteFileAtomic(trace_path, trace_bytes));

@@ -48,17 +48,6 @@ struct Skips {
 
 bool Exists(const UnionTree& t, std::string_view path) { return t.Resolve(path).has_value(); }
 
-TEST_CASE("NormalizeEntryName: cleans names and rejects escapes") {
-  CHECK(NormalizeEntryName("./usr/bin/") == "usr/bin");
-  CHECK(NormalizeEntryName("a//b/./c") == "a/b/c");
-  CHECK(NormalizeEntryName(".") == "");
-  CHECK(NormalizeEntryName("./") == "");
-  CHECK_FALSE(NormalizeEntryName("/etc/passwd"));
-  CHECK_FALSE(NormalizeEntryName("../x"));
-  CHECK_FALSE(NormalizeEntryName("a/../../x"));
-  CHECK(NormalizeEntryName("a/..b/c") == "a/..b/c");
-}
-
 TEST_CASE("UnionTree: upper layers replace, whiteouts hide, opaque dirs clear lower content") {
   Skips skips;
   UnionTree t = UnionTree::Build(

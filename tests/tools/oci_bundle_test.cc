@@ -110,8 +110,13 @@ TEST_CASE("ParseVolume and ParseByteSize") {
   CHECK(*ParseByteSize("64MiB") == 64ull << 20);
   CHECK(*ParseByteSize("512k") == 512ull << 10);
   CHECK(*ParseByteSize("1000") == 1000);
-  CHECK_FALSE(ParseByteSize("M"));
+  CHECK(*ParseByteSize("2 g") == 2ull << 30);
+  CHECK(*ParseByteSize("M") == 1ull << 20);  // CLI11 reads a bare unit as one of it
   CHECK_FALSE(ParseByteSize("12X"));
+  CHECK_FALSE(ParseByteSize("lots"));
+  CHECK_FALSE(ParseByteSize("1.5G"));
+  CHECK_FALSE(ParseByteSize("-1"));
+  CHECK_FALSE(ParseByteSize(""));
   CHECK_FALSE(ParseByteSize("99999999999999T"));
 }
 
