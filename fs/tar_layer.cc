@@ -7,15 +7,11 @@
 #include <memory>
 
 #include "common/log.h"
+#include "fetch/archive_handles.h"
 #include "fetch/blob_pull.h"
 
 namespace lazyfs::fs {
 namespace {
-
-struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
 // Feeds libarchive from one streaming read of the blob (BlobPull); the stream checks the blob's sha256.
 struct BlobFeed {
@@ -70,12 +66,12 @@ Result<LayerIndex> IndexTarLayer(fetch::BlobReader& blobs, const fetch::Descript
   // Declared before the archive, so libarchive is freed (it may still read) before the stream is stopped.
   fetch::BlobPull pull(blobs, layer.digest, bound);
   BlobFeed feed{pull, layer.size, std::nullopt};
-  ArchivePtr a(archive_read_new());
+  fetch::ArchiveReadPtr a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   auto archive_error = [&](const std::string& what) -> Error {
     if (feed.error) return std::move(*feed.error).Context(where);
-    return Corrupt(where + ": " + what + ": " + (archive_error_string(a.get()) ? archive_error_string(a.get()) : "?"));
+    return Corrupt(where + ": " + what + ": " + fetch::ArchiveErrorString(a.get()));
   };
   if (archive_read_open(a.get(), &feed, nullptr, &BlobFeed::Read, nullptr) != ARCHIVE_OK) {
     return archive_error("not a tar stream");
