@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 import imagebuilder  # noqa: E402
+from parallel import run_threads  # noqa: E402
 from imagebuilder import directory, layer, pseudo_random, recipe, regular  # noqa: E402
 
 FILES = [f"data/f{i:02d}.bin" for i in range(16)]
@@ -109,13 +110,7 @@ def random_reads(root, threads, per_thread, seed):
                 raise AssertionError("short read")
             lat.append((time.perf_counter_ns() - t0) / 1000)
     drop_caches()
-    started = time.perf_counter()
-    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(work, threads)
     for fd in fds:
         os.close(fd)
     all_lat = sorted(x for lat in latencies for x in lat)

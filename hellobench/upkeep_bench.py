@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +35,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 import imagebuilder  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
+from parallel import run_threads  # noqa: E402
 from imagebuilder import directory, layer, pseudo_random, recipe, regular  # noqa: E402
 from registry_harness import Registry  # noqa: E402
 
@@ -113,13 +113,7 @@ def cold_round(ms, ref, reads, at_cap, threads, round_no):
             finally:
                 os.close(fd)
             latencies[t].append((time.perf_counter_ns() - t0) / 1000)
-    started = time.perf_counter()
-    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(work, threads)
     evicted = cache_stats(cache)["evicted_chunks"] - before["evicted_chunks"]
     harness.unmount(m.mountpoint)
     lat = sorted(x for per_thread in latencies for x in per_thread)
@@ -165,13 +159,7 @@ def plain_layer_readers(ms, readers):
                         pass
             except OSError as e:
                 errors.append(e)
-        started = time.perf_counter()
-        ts = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        elapsed = time.perf_counter() - started
+        elapsed = run_threads(read, readers)
         gets = proxy.blob_gets()
         body = sum(e.body_bytes for e in gets)
         print(f"plain layer, {readers} concurrent first reads of an 8 MiB file after eviction: {elapsed:.2f} s, "
