@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 LAZYFS = None
@@ -49,6 +50,40 @@ class FrontEndTest(unittest.TestCase):
         r = run("no-such-command")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("subcommand", r.stderr)
+
+    def test_a_command_is_executed_by_lazyfs_core_in_the_same_process(self):
+        # `trace show` of a FIFO blocks in open(2) until a writer comes: while it waits, the process the
+        # test started shows which binary is doing the work.
+        work = tempfile.mkdtemp(prefix="lazyfs-front.")
+        fifo = os.path.join(work, "trace")
+        os.mkfifo(fifo)
+        proc = subprocess.Popen([LAZYFS, "trace", "show", fifo], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            core = os.path.realpath(os.path.join(os.path.dirname(LAZYFS), "lazyfs-core"))
+            deadline = time.monotonic() + 30
+            exe = None
+            while time.monotonic() < deadline:
+                exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+                if exe == core:
+                    break
+                time.sleep(0.01)  # polling the exec, bounded by the deadline
+            self.assertEqual(exe, core, "the front end did not exec lazyfs-core in the same process")
+            fd = os.open(fifo, os.O_WRONLY)
+            try:
+                os.write(fd, b"not a trace\n")
+            except BrokenPipeError:
+                pass  # the reader saw enough and closed its end first
+            finally:
+                os.close(fd)
+            _, err = proc.communicate(timeout=30)
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn("not a lazyfs trace", err)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            shutil.rmtree(work, ignore_errors=True)
 
     def test_cache_stats_prints_sizes_for_people_and_exact_json(self):
         cache = tempfile.mkdtemp(prefix="lazyfs-front.")
