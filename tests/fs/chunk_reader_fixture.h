@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -33,6 +34,12 @@ class RecordingBlobReader : public fetch::BlobReader {
   }
   Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob,
                                               const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override {
+    if (gate_) {
+      // A slow registry: the request does not answer until the test says so (bounded, so a broken test
+      // fails instead of hanging).
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!gate_() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
     std::lock_guard lock(mu_);
     ++calls_;
     if (failure_) return *failure_;
@@ -50,6 +57,8 @@ class RecordingBlobReader : public fetch::BlobReader {
   std::string Describe() const override { return "recording"; }
 
   const Sha256Digest& digest() const { return digest_; }
+  // Requests wait until `open()` is true (set before any reader thread starts).
+  void HoldRequestsUntil(std::function<bool()> open) { gate_ = std::move(open); }
   // While set, every request fails with this error (a registry that is down); nullopt serves again.
   void FailWith(std::optional<Error> failure) {
     std::lock_guard lock(mu_);
@@ -78,6 +87,7 @@ class RecordingBlobReader : public fetch::BlobReader {
   size_t calls_ = 0;                                   // guarded by mu_
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // guarded by mu_
   std::optional<Error> failure_;                       // guarded by mu_
+  std::function<bool()> gate_;                         // set before use, then constant
 };
 
 inline std::string Content(int i) { return fmt::format("file {} ", i) + std::string(900 + i, static_cast<char>('a' + i % 26)); }

@@ -3,6 +3,10 @@
 // neighbour is neither cached nor served, WarmGroup and the prefetcher's windows fetch many chunks per call.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "common/log.h"
 #include "fs/prefetcher.h"
 #include "tests/fs/chunk_reader_fixture.h"
@@ -172,6 +176,26 @@ TEST_CASE("ChunkReader: a chunk named with another size than its digest's bytes 
     CHECK(read.error().code() == ErrorCode::kCorrupt);
     CHECK(out.substr(Content(0).size()) == std::string(3000, 'z'));
   }
+}
+
+TEST_CASE("ChunkReader: concurrent misses of one chunk in one process make one request (single flight)") {
+  Fixture f(2);
+  constexpr int kReaders = 8;
+  // The one request answers only once every reader is waiting on a miss.
+  f.blobs.HoldRequestsUntil([&] { return f.reader->counters().misses_in_flight.load() == kReaders; });
+  std::vector<std::thread> readers;
+  std::atomic<int> right = 0;
+  for (int i = 0; i < kReaders; ++i) {
+    readers.emplace_back([&] {
+      Result<std::string> got = f.ReadFile(0);
+      if (got && *got == Content(0)) ++right;
+    });
+  }
+  for (std::thread& t : readers) t.join();
+  CHECK(right == kReaders);
+  CHECK(f.blobs.calls() == 1);
+  CHECK(f.reader->counters().chunk_misses.load() == kReaders);
+  CHECK(f.reader->counters().fetches.load() == 1);
 }
 
 }  // namespace lazyfs::fs
