@@ -230,21 +230,52 @@ class CurlTransport : public HttpTransport {
   }
 
   Result<HttpResponse> Perform(const HttpRequest& request) override {
-    Transfer transfer;
-    transfer.request = &request;
-    if (Status setup = Setup(transfer); !setup) return std::move(setup).error();
+    return std::move(PerformAll(std::span<const HttpRequest>(&request, 1)).front());
+  }
+
+  // Every transfer is set up on this thread, handed to the worker in one go, and waited for here.
+  std::vector<Result<HttpResponse>> PerformAll(std::span<const HttpRequest> requests) override {
+    std::vector<Transfer> transfers(requests.size());  // never resized: the worker holds pointers into it
+    std::vector<std::optional<Error>> failed(requests.size());
+    std::vector<Transfer*> ready;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      transfers[i].request = &requests[i];
+      if (Status setup = Setup(transfers[i]); !setup) {
+        failed[i] = std::move(setup).error();
+      } else {
+        ready.push_back(&transfers[i]);
+      }
+    }
+    bool stopping = false;
+    {
+      std::lock_guard lock(mu_);
+      stopping = stopping_;
+      if (!stopping) incoming_.insert(incoming_.end(), ready.begin(), ready.end());
+    }
+    if (stopping) {
+      for (Transfer* t : ready) failed[static_cast<size_t>(t - transfers.data())] = Internal("http transport is shutting down");
+      ready.clear();
+    } else if (!ready.empty()) {
+      curl_multi_wakeup(multi_.get());
+    }
     {
       std::unique_lock lock(mu_);
-      if (stopping_) return Internal("http transport is shutting down");
-      incoming_.push_back(&transfer);
+      for (Transfer* t : ready) t->done_cv.wait(lock, [&] { return t->done; });
     }
-    curl_multi_wakeup(multi_.get());
-    std::unique_lock lock(mu_);
-    transfer.done_cv.wait(lock, [&] { return transfer.done; });
-    lock.unlock();
-    ReturnEasy(std::move(transfer.easy));
-    if (transfer.result_error) return *std::move(transfer.result_error);
-    return std::move(transfer.response);
+    std::vector<Result<HttpResponse>> out;
+    out.reserve(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      Transfer& t = transfers[i];
+      ReturnEasy(std::move(t.easy));
+      if (failed[i]) {
+        out.push_back(*std::move(failed[i]));
+      } else if (t.result_error) {
+        out.push_back(*std::move(t.result_error));
+      } else {
+        out.push_back(std::move(t.response));
+      }
+    }
+    return out;
   }
 
  private:

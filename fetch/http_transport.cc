@@ -50,6 +50,13 @@ std::string UrlQueryEscape(std::string_view text) {
   return out;
 }
 
+std::vector<Result<HttpResponse>> HttpTransport::PerformAll(std::span<const HttpRequest> requests) {
+  std::vector<Result<HttpResponse>> out;
+  out.reserve(requests.size());
+  for (const HttpRequest& request : requests) out.push_back(Perform(request));
+  return out;
+}
+
 std::optional<std::string> HttpResponse::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
     if (key == name) return value;

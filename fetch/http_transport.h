@@ -3,7 +3,7 @@
 // the network, and unit tests plug in a fake that scripts the answers, so auth, retries, mirrors and range
 // handling are tested without a server.
 //
-// Contract: Perform is thread-safe and blocks until the exchange is over. A transport reports only
+// Contract: Perform and PerformAll are thread-safe and block until the exchanges are over. A transport reports only
 // transport failures as errors (connect, TLS, reset, timeout: retryable where a retry can help); every HTTP
 // status, 4xx and 5xx included, is a successful Perform whose response says what the server answered.
 // Retries are NOT the transport's job: the registry client owns them.
@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,6 +79,11 @@ class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
   virtual Result<HttpResponse> Perform(const HttpRequest& request) = 0;
+  // Performs every request at once and returns each one's outcome, in order, once all are over (errors
+  // and statuses as Perform). A batch of range reads costs the slowest exchange, not their sum, and no
+  // thread per request: the curl transport puts them all on its multi handle together. The default
+  // performs them one after another (test fakes).
+  virtual std::vector<Result<HttpResponse>> PerformAll(std::span<const HttpRequest> requests);
 };
 
 struct CurlTransportOptions {

@@ -176,6 +176,28 @@ std::optional<SteadyTime> RegistryClient::ReadDeadline() const {
   return Now() + options_.read_timeout;
 }
 
+bool RegistryClient::PrepareAttempt(Endpoint& endpoint, const std::string& scope, HttpRequest& request,
+                                    std::optional<SteadyTime> deadline, int attempt, int max_attempts) {
+  using std::chrono::milliseconds;
+  if (deadline) {
+    // The transport's timeout covers connect, TLS and a body that drips: cutting it to the time left
+    // is what makes a stalled or crawling registry end in a bounded error.
+    auto left = std::chrono::duration_cast<milliseconds>(*deadline - Now());
+    if (left <= milliseconds(0)) return false;
+    // An attempt that is not the last gets at most half the time left (but a second at least), so one
+    // stalled connection still leaves room for a retry on a fresh one.
+    milliseconds budget = attempt < max_attempts ? std::max(left / 2, std::min(left, milliseconds(1000))) : left;
+    if (request.timeout.count() == 0 || request.timeout > budget) request.timeout = budget;
+  }
+  // Credentials belong to the endpoint's origin: an upload Location on another host goes anonymous.
+  if (SameOrigin(endpoint.origin, request.url)) {
+    if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
+      request.headers.emplace_back("Authorization", *authorization);
+    }
+  }
+  return true;
+}
+
 Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::string& scope, int max_attempts,
                                              const RequestMaker& make, const ResponseCheck& check,
                                              std::optional<SteadyTime> deadline) {
@@ -191,22 +213,7 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
   for (int attempt = 1;; ++attempt) {
     HttpRequest request = make(endpoint.base_url);
     std::string what = request.method + " " + RedactUrl(request.url);
-    if (deadline) {
-      // The transport's timeout covers connect, TLS and a body that drips: cutting it to the time left
-      // is what makes a stalled or crawling registry end in a bounded error.
-      auto left = std::chrono::duration_cast<milliseconds>(*deadline - Now());
-      if (left <= milliseconds(0)) return out_of_time(what);
-      // An attempt that is not the last gets at most half the time left (but a second at least), so one
-      // stalled connection still leaves room for a retry on a fresh one.
-      milliseconds budget = attempt < max_attempts ? std::max(left / 2, std::min(left, milliseconds(1000))) : left;
-      if (request.timeout.count() == 0 || request.timeout > budget) request.timeout = budget;
-    }
-    // Credentials belong to the endpoint's origin: an upload Location on another host goes anonymous.
-    if (SameOrigin(endpoint.origin, request.url)) {
-      if (std::optional<std::string> authorization = endpoint.auth.Authorization(scope)) {
-        request.headers.emplace_back("Authorization", *authorization);
-      }
-    }
+    if (!PrepareAttempt(endpoint, scope, request, deadline, attempt, max_attempts)) return out_of_time(what);
     milliseconds delay = Backoff(attempt);
     Result<HttpResponse> result = transport_->Perform(request);
     if (result && result->status == 401) {
@@ -315,23 +322,24 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
   return out;
 }
 
-Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
-                                                 uint64_t length, std::optional<SteadyTime> deadline) {
-  if (length == 0) return std::string();
-  if (!deadline) deadline = ReadDeadline();
-  std::string what = fmt::format("blob {}/{}@{} [{}, +{})", host_, repo, digest.ToString(), offset, length);
-  // The body goes through a sink that keeps only the wanted slice, so a server that ignores Range and
-  // sends a whole multi-gigabyte layer costs bandwidth but not memory.
-  std::string slice;
-  uint64_t position = 0;  // offset in the blob of the next byte the sink sees
-  auto make = [&](const std::string& base) {
+// One range read's state across its attempts: the request each attempt sends, and the judgement of a 2xx
+// answer. The body goes through a sink that keeps only the wanted slice, so a server that ignores Range
+// and sends a whole multi-gigabyte layer costs bandwidth but not memory. Not movable once a request is
+// made (the request's sink points at it).
+struct RegistryClient::RangeRead {
+  RangeRead(std::string url_path, uint64_t offset, uint64_t length, std::chrono::milliseconds timeout, std::string what)
+      : url_path(std::move(url_path)), offset(offset), length(length), timeout(timeout), what(std::move(what)) {}
+  RangeRead(const RangeRead&) = delete;
+  RangeRead& operator=(const RangeRead&) = delete;
+
+  HttpRequest Make(const std::string& base) {
     slice.clear();
     position = 0;
     HttpRequest request;
-    request.url = base + "/v2/" + repo + "/blobs/" + digest.ToString();
+    request.url = base + url_path;
     request.range = HttpRequest::ByteRange{offset, length};
-    request.timeout = options_.request_timeout;
-    request.sink = [&](int status, std::string_view data) -> Status {
+    request.timeout = timeout;
+    request.sink = [this](int status, std::string_view data) -> Status {
       if (status == 206 && position == 0) position = offset;
       uint64_t begin = std::max(position, offset);
       uint64_t end = std::min(position + data.size(), offset + length);
@@ -340,8 +348,9 @@ Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const 
       return Ok();
     };
     return request;
-  };
-  auto check = [&](HttpResponse& response) -> Status {
+  }
+
+  Status Check(HttpResponse& response) const {
     if (response.status == 206) {
       if (std::optional<std::string> header = response.Header("content-range")) {
         std::optional<ContentRange> range = ParseContentRange(*header);
@@ -363,10 +372,90 @@ Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const 
                    /*retryable=*/true);
     }
     return Ok();
-  };
-  HttpResponse response = LAZYFS_TRY(ExecuteRead(PullScope(repo), make, check, deadline));
-  if (!Is2xx(response.status)) return HttpStatusError(response, what);
-  return slice;
+  }
+
+  const std::string url_path;  // "/v2/<repo>/blobs/<digest>"
+  const uint64_t offset;
+  const uint64_t length;
+  const std::chrono::milliseconds timeout;
+  const std::string what;
+  std::string slice;
+  uint64_t position = 0;  // offset in the blob of the next byte the sink sees
+};
+
+Result<std::string> RegistryClient::ReadOneRange(const std::string& repo, RangeRead& read,
+                                                 std::optional<SteadyTime> deadline, bool use_mirrors) {
+  HttpResponse response = LAZYFS_TRY(ExecuteRead(
+      PullScope(repo), [&](const std::string& base) { return read.Make(base); },
+      [&](HttpResponse& r) { return read.Check(r); }, deadline, use_mirrors));
+  if (!Is2xx(response.status)) return HttpStatusError(response, read.what);
+  return std::move(read.slice);
+}
+
+Result<std::string> RegistryClient::GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
+                                                 uint64_t length, std::optional<SteadyTime> deadline) {
+  if (length == 0) return std::string();
+  if (!deadline) deadline = ReadDeadline();
+  RangeRead read("/v2/" + repo + "/blobs/" + digest.ToString(), offset, length, options_.request_timeout,
+                 fmt::format("blob {}/{}@{} [{}, +{})", host_, repo, digest.ToString(), offset, length));
+  return ReadOneRange(repo, read, deadline, /*use_mirrors=*/true);
+}
+
+Result<std::vector<std::string>> RegistryClient::GetBlobRanges(const std::string& repo, const Sha256Digest& digest,
+                                                               std::span<const std::pair<uint64_t, uint64_t>> ranges,
+                                                               std::optional<SteadyTime> deadline) {
+  if (!deadline) deadline = ReadDeadline();
+  std::string scope = PullScope(repo);
+  std::vector<std::unique_ptr<RangeRead>> reads;
+  for (const auto& [offset, length] : ranges) {
+    reads.push_back(std::make_unique<RangeRead>(
+        "/v2/" + repo + "/blobs/" + digest.ToString(), offset, length, options_.request_timeout,
+        fmt::format("blob {}/{}@{} [{}, +{})", host_, repo, digest.ToString(), offset, length)));
+  }
+  std::vector<std::string> out(reads.size());
+  std::vector<size_t> left;  // ranges not read yet
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (reads[i]->length > 0) left.push_back(i);
+  }
+  // One batch per source, in the order a single read asks them (mirrors, then the origin), each with the
+  // share of the time a single read would give it; what a batch did not get goes on to the next source.
+  std::vector<Endpoint*> sources;
+  for (const auto& mirror : mirrors_) sources.push_back(mirror.get());
+  sources.push_back(origin_.get());
+  for (Endpoint* source : sources) {
+    if (left.empty()) break;
+    bool is_origin = source == origin_.get();
+    std::optional<SteadyTime> bound = deadline;
+    if (deadline && !is_origin) bound = Now() + (*deadline - Now()) / 2;  // the origin keeps at least half
+    std::vector<HttpRequest> requests;
+    for (size_t i : left) {
+      HttpRequest request = reads[i]->Make(source->base_url);
+      if (!PrepareAttempt(*source, scope, request, bound, 1, is_origin ? options_.retry.max_attempts : 1)) {
+        return Error(ErrorCode::kTimeout,
+                     fmt::format("{}: read timeout ({} ms) reached", reads[i]->what, options_.read_timeout.count()),
+                     /*retryable=*/true);
+      }
+      requests.push_back(std::move(request));
+    }
+    std::vector<Result<HttpResponse>> answers = transport_->PerformAll(requests);
+    std::vector<size_t> still;
+    for (size_t k = 0; k < left.size(); ++k) {
+      RangeRead& read = *reads[left[k]];
+      Result<HttpResponse>& answer = answers[k];
+      if (answer && Is2xx(answer->status) && read.Check(*answer)) {
+        out[left[k]] = std::move(read.slice);
+      } else {
+        still.push_back(left[k]);
+      }
+    }
+    left = std::move(still);
+  }
+  // The rest (a failure, a 401 to answer, a 404 to map) take the single-range path at the origin, which
+  // retries, refreshes a token and says what went wrong; all within the same deadline.
+  for (size_t i : left) {
+    out[i] = LAZYFS_TRY(ReadOneRange(repo, *reads[i], deadline, /*use_mirrors=*/false));
+  }
+  return out;
 }
 
 Status RegistryClient::GetBlobStream(const std::string& repo, const Sha256Digest& digest,

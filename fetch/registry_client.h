@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,6 +111,14 @@ class RegistryClient {
   Result<std::string> GetBlobRange(const std::string& repo, const Sha256Digest& digest, uint64_t offset,
                                    uint64_t length, std::optional<SteadyTime> deadline = std::nullopt);
 
+  // Several ranges of one blob under one deadline (nullopt: a fresh ReadDeadline()), returned in input
+  // order; errors as GetBlobRange (the first failure). Every range's first attempt goes out in one
+  // HttpTransport::PerformAll batch per source (mirrors, then the origin); a range a batch did not get
+  // then takes GetBlobRange's path at the origin (retries, token refresh, error mapping).
+  Result<std::vector<std::string>> GetBlobRanges(const std::string& repo, const Sha256Digest& digest,
+                                                 std::span<const std::pair<uint64_t, uint64_t>> ranges,
+                                                 std::optional<SteadyTime> deadline = std::nullopt);
+
   // Streams a whole blob to `sink` and verifies its sha256 (kCorrupt on mismatch). A transfer cut short
   // is resumed with a Range from the bytes already delivered, so the sink sees every byte exactly once.
   // `expected_size`, when known, is checked too. `deadline`, when given, bounds the whole stream like a
@@ -147,6 +156,15 @@ class RegistryClient {
   // absent.
   Result<HttpResponse> ExecuteRead(const std::string& scope, const RequestMaker& make, const ResponseCheck& check,
                                    std::optional<SteadyTime> deadline, bool use_mirrors = true);
+
+  // Gives an attempt its share of the time before `deadline` (as Execute describes) and the endpoint's
+  // credential when the request goes to its origin; false when no time is left.
+  bool PrepareAttempt(Endpoint& endpoint, const std::string& scope, HttpRequest& request,
+                      std::optional<SteadyTime> deadline, int attempt, int max_attempts);
+  struct RangeRead;
+  // One range through ExecuteRead (retries, auth, and mirrors unless `use_mirrors` is false).
+  Result<std::string> ReadOneRange(const std::string& repo, RangeRead& read, std::optional<SteadyTime> deadline,
+                                   bool use_mirrors);
 
   std::chrono::milliseconds Backoff(int attempt) const;
   void Sleep(std::chrono::milliseconds delay) const;

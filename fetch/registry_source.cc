@@ -7,9 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <numeric>
-#include <thread>
 
 #include "common/log.h"
 #include "fetch/image.h"
@@ -208,35 +206,18 @@ std::string RegistryBlobReader::Describe() const { return "docker://" + client_-
 Result<std::vector<std::string>> RegistryBlobReader::ReadRanges(const Sha256Digest& blob,
                                                                 std::span<const BlobRange> ranges, uint64_t max_gap,
                                                                 uint64_t max_request) {
-  std::vector<std::string> out(ranges.size());
-  // One deadline for the batch: it serves one FUSE read, which must end in bounded time as a whole.
-  std::optional<SteadyTime> deadline = client_->ReadDeadline();
+  // One deadline for the batch: it serves one FUSE read, which must end in bounded time as a whole. The
+  // merged requests go out together (one PerformAll batch): a batch of scattered small files (a prefetch
+  // window, a fetch-ahead) would otherwise pay one round trip after another.
   const std::vector<MergedRange> merged = MergeRanges(ranges, max_gap, max_request);
-  // The requests go out in parallel: a batch of scattered small files (a prefetch window, a fetch-ahead)
-  // would otherwise pay one round trip after another.
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mu;
-  std::optional<Error> error;  // guarded by error_mu: the first failure
-  auto fetch_some = [&] {
-    for (size_t k; !failed.load() && (k = next.fetch_add(1)) < merged.size();) {
-      const MergedRange& m = merged[k];
-      Result<std::string> bytes = client_->GetBlobRange(repository_, blob, m.offset, m.length, deadline);
-      if (!bytes) {
-        std::lock_guard lock(error_mu);
-        if (!error) error = std::move(bytes).error();
-        failed.store(true);
-        return;
-      }
-      for (size_t i : m.members) out[i] = bytes->substr(ranges[i].offset - m.offset, ranges[i].length);
-    }
-  };
-  {
-    std::vector<std::jthread> helpers;
-    for (size_t t = 1; t < std::min(merged.size(), kParallelRequests); ++t) helpers.emplace_back(fetch_some);
-    fetch_some();
+  std::vector<std::pair<uint64_t, uint64_t>> requests;
+  requests.reserve(merged.size());
+  for (const MergedRange& m : merged) requests.emplace_back(m.offset, m.length);
+  std::vector<std::string> bodies = LAZYFS_TRY(client_->GetBlobRanges(repository_, blob, requests, client_->ReadDeadline()));
+  std::vector<std::string> out(ranges.size());
+  for (size_t k = 0; k < merged.size(); ++k) {
+    for (size_t i : merged[k].members) out[i] = bodies[k].substr(ranges[i].offset - merged[k].offset, ranges[i].length);
   }
-  if (error) return std::move(*error);
   return out;
 }
 

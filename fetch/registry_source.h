@@ -64,9 +64,10 @@ class RegistryBlobReader final : public BlobReader {
                 StreamBound bound) override;
   std::string Describe() const override;
 
-  // Reads several ranges of one blob with as few requests as MergeRanges allows, up to kParallelRequests
-  // of them at once, all within one read deadline; the result holds each range's bytes in input order.
-  // Errors as ReadRange (the first failure; the requests not yet started are not sent).
+  // Reads several ranges of one blob with as few requests as MergeRanges allows, all sent at once
+  // (RegistryClient::GetBlobRanges: one transport batch, the connection limit of the transport applies)
+  // within one read deadline; the result holds each range's bytes in input order. Errors as ReadRange
+  // (the first failure).
   Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob, std::span<const BlobRange> ranges,
                                               uint64_t max_gap = kDefaultMaxGap,
                                               uint64_t max_request = kDefaultMaxRequest);
@@ -78,8 +79,6 @@ class RegistryBlobReader final : public BlobReader {
   // stays below kDefaultMaxRequest so a FUSE read never waits for a huge body.
   static constexpr uint64_t kDefaultMaxGap = 64 << 10;
   static constexpr uint64_t kDefaultMaxRequest = 16 << 20;
-  // Requests of one ReadRanges call in flight at once.
-  static constexpr size_t kParallelRequests = 4;
 
   // Records a size from a trusted descriptor (the verified manifest), sparing a HEAD later.
   void AddKnownSize(const Sha256Digest& blob, uint64_t size);

@@ -196,6 +196,32 @@ TEST_CASE("CurlTransport: many threads share one transport and its connections")
   CHECK(server.connections() == after_threads);
 }
 
+TEST_CASE("CurlTransport: PerformAll has every request on the wire at once and answers in order") {
+  // The server answers nothing until all four requests have arrived (bounded): a transport that sent them
+  // one after another would see the first one time out.
+  std::atomic<int> arrived = 0;
+  TinyServer server([&](int fd, const std::string& request) {
+    ++arrived;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (arrived.load() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    std::string path = request.substr(4, request.find(' ', 4) - 4);
+    TinyServer::Send(fd, Reply(arrived.load() >= 4 ? 200 : 503, path));
+  });
+  auto transport = MakeTransport();
+  std::vector<HttpRequest> requests(4);
+  for (int i = 0; i < 4; ++i) {
+    requests[i].url = server.Url("/r" + std::to_string(i));
+    requests[i].timeout = 5s;
+  }
+  std::vector<Result<HttpResponse>> answers = transport->PerformAll(requests);
+  REQUIRE(answers.size() == 4);
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(answers[i]);
+    CHECK(answers[i]->status == 200);
+    CHECK(answers[i]->body == "/r" + std::to_string(i));
+  }
+}
+
 TEST_CASE("CurlTransport: 2xx bodies go to the sink, error bodies stay in the response") {
   TinyServer server([](int fd, const std::string& request) {
     if (request.find("/ok") != std::string::npos) {

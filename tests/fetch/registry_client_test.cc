@@ -727,3 +727,70 @@ TEST_CASE("RegistryClient: mirror_tags decides whether a mirror may resolve a ta
 }
 
 }  // namespace lazyfs::fetch
+
+namespace lazyfs::fetch {
+
+TEST_CASE("RegistryClient: GetBlobRanges sends every range's first attempt in one batch, answers in order") {
+  Harness h(ServeBlob);
+  std::vector<std::pair<uint64_t, uint64_t>> ranges = {{10, 3}, {0, 2}, {30, 6}};
+  auto got = h.client->GetBlobRanges("app", Sha256Of(kBlob), ranges);
+  REQUIRE(got);
+  CHECK(*got == std::vector<std::string>{"abc", "01", "uvwxyz"});
+  CHECK(h.transport->batch_sizes() == std::vector<size_t>{3});
+  CHECK(h.transport->count() == 3);
+}
+
+TEST_CASE("RegistryClient: GetBlobRanges retries alone what the batch did not get") {
+  SUBCASE("a 503 for one range") {
+    std::atomic<int> failed = 0;
+    Harness h([&](const HttpRequest& r) -> Result<HttpResponse> {
+      if (r.range && r.range->offset == 10 && failed++ == 0) return MakeResponse(503);
+      return ServeBlob(r);
+    });
+    auto got = h.client->GetBlobRanges("app", Sha256Of(kBlob), std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}, {10, 3}});
+    REQUIRE(got);
+    CHECK(*got == std::vector<std::string>{"01", "abc"});
+    CHECK(h.transport->batch_sizes() == std::vector<size_t>{2});
+    CHECK(h.transport->count() == 3);  // the batch, then the one range again
+  }
+  SUBCASE("a 401 for all: one token, then each range") {
+    std::atomic<int> token_requests = 0;
+    Harness h([&](const HttpRequest& r) -> Result<HttpResponse> {
+      if (r.url.starts_with("http://auth.test/token")) {
+        ++token_requests;
+        return MakeResponse(200, R"({"token":"tok-1","expires_in":300})");
+      }
+      if (RequestHeader(r, "Authorization") != "Bearer tok-1") {
+        return MakeResponse(401, "", {{"www-authenticate", kBearerChallenge}});
+      }
+      return ServeBlob(r);
+    });
+    auto got = h.client->GetBlobRanges("app", Sha256Of(kBlob), std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}, {10, 3}});
+    REQUIRE(got);
+    CHECK(*got == std::vector<std::string>{"01", "abc"});
+    CHECK(token_requests == 1);
+  }
+  SUBCASE("a missing blob is kNotFound") {
+    Harness h([](const HttpRequest&) -> Result<HttpResponse> { return MakeResponse(404); });
+    auto got = h.client->GetBlobRanges("app", Sha256Of(kBlob), std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}});
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code() == ErrorCode::kNotFound);
+  }
+}
+
+TEST_CASE("RegistryClient: GetBlobRanges asks a mirror first, then the origin for what it lacked, in batches") {
+  RegistryClientOptions options;
+  options.mirrors = {"http://mirror.test"};
+  Harness h(
+      [](const HttpRequest& r) -> Result<HttpResponse> {
+        if (r.url.starts_with("http://mirror.test")) return MakeResponse(404);
+        return ServeBlob(r);
+      },
+      options);
+  auto got = h.client->GetBlobRanges("app", Sha256Of(kBlob), std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}, {10, 3}});
+  REQUIRE(got);
+  CHECK(*got == std::vector<std::string>{"01", "abc"});
+  CHECK(h.transport->batch_sizes() == std::vector<size_t>{2, 2});
+}
+
+}  // namespace lazyfs::fetch

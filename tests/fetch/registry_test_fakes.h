@@ -52,9 +52,23 @@ class FakeTransport : public HttpTransport {
     return result;
   }
 
+  // Records the batch, then performs its requests one after another (HttpTransport's default).
+  std::vector<Result<HttpResponse>> PerformAll(std::span<const HttpRequest> requests) override {
+    {
+      std::lock_guard lock(mu_);
+      batch_sizes_.push_back(requests.size());
+    }
+    return HttpTransport::PerformAll(requests);
+  }
+
   std::vector<HttpRequest> requests() const {
     std::lock_guard lock(mu_);
     return requests_;
+  }
+  // The size of each PerformAll batch so far (a plain Perform is not a batch).
+  std::vector<size_t> batch_sizes() const {
+    std::lock_guard lock(mu_);
+    return batch_sizes_;
   }
   size_t count() const {
     std::lock_guard lock(mu_);
@@ -65,6 +79,7 @@ class FakeTransport : public HttpTransport {
   Handler handler_;
   mutable std::mutex mu_;
   std::vector<HttpRequest> requests_;
+  std::vector<size_t> batch_sizes_;  // guarded by mu_
 };
 
 }  // namespace lazyfs::fetch::testing
