@@ -196,6 +196,26 @@ TEST_CASE("CurlTransport: many threads share one transport and its connections")
   CHECK(server.connections() == after_threads);
 }
 
+TEST_CASE("CurlTransport: a redirect to another origin is followed without the Authorization header") {
+  TinyServer storage([](int fd, const std::string&) { TinyServer::Send(fd, Reply(200, "blob bytes")); });
+  TinyServer registry([&](int fd, const std::string&) {
+    TinyServer::Send(fd, Reply(307, "", "Location: " + storage.Url("/signed/blob") + "\r\n"));
+  });
+  auto transport = MakeTransport();
+  HttpRequest request;
+  request.url = registry.Url("/v2/app/blobs/sha256:abc");
+  request.headers.emplace_back("Authorization", "Bearer registry-secret");
+  auto response = transport->Perform(request);
+  REQUIRE(response);
+  CHECK(response->status == 200);
+  CHECK(response->body == "blob bytes");
+  CHECK(response->effective_url == storage.Url("/signed/blob"));
+  REQUIRE(registry.requests().size() == 1);
+  CHECK(registry.requests()[0].find("Authorization: Bearer registry-secret") != std::string::npos);
+  REQUIRE(storage.requests().size() == 1);
+  CHECK(storage.requests()[0].find("Authorization") == std::string::npos);  // the registry's token stays home
+}
+
 TEST_CASE("CurlTransport: PerformAll has every request on the wire at once and answers in order") {
   // The server answers nothing until all four requests have arrived (bounded): a transport that sent them
   // one after another would see the first one time out.
