@@ -24,7 +24,7 @@ double Seconds(IdleWatch::Clock::duration d) { return std::chrono::duration<doub
 
 }  // namespace
 
-Result<std::unique_ptr<IdleWatch>> IdleWatch::Start(ImageDir dir, std::string mountpoint, Clock::duration timeout) {
+Result<std::unique_ptr<IdleWatch>> IdleWatch::Start(run::ImageDir dir, std::string mountpoint, Clock::duration timeout) {
   std::unique_ptr<IdleWatch> watch(new IdleWatch(std::move(dir), std::move(mountpoint), timeout));
   watch->inotify_fd_ = UniqueFd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!watch->inotify_fd_.valid()) return PosixError(errno, "inotify_init1");
@@ -51,22 +51,22 @@ bool IdleWatch::Stopping() const {
   return ::poll(&stop, 1, 0) > 0;
 }
 
-FileLock IdleWatch::LockUnlessStopped() {
+run::FileLock IdleWatch::LockUnlessStopped() {
   for (;;) {
-    Result<FileLock> lock = FileLock::Acquire(dir_.lock_path(), true);
+    Result<run::FileLock> lock = run::FileLock::Acquire(dir_.lock_path(), true);
     if (!lock) {
       lock_failed_ = true;
       LogWarn("idle watch of {}: {}; the mount stays until unmounted", mountpoint_, lock.error().ToString());
-      return FileLock();
+      return run::FileLock();
     }
     if (lock->held()) return std::move(*lock);
     pollfd stop{stop_fd_.get(), POLLIN, 0};
-    if (::poll(&stop, 1, kLockRetryMs) > 0) return FileLock();
+    if (::poll(&stop, 1, kLockRetryMs) > 0) return run::FileLock();
   }
 }
 
 bool IdleWatch::Check() {
-  FileLock lock = LockUnlessStopped();
+  run::FileLock lock = LockUnlessStopped();
   if (!lock.held()) return lock_failed_ || Stopping();  // either way the watch ends
   size_t live = dir_.LiveUsers(true);
   Clock::time_point now = Clock::now();
@@ -85,7 +85,7 @@ bool IdleWatch::Check() {
   if (!expired) return false;
   // Still under the lock: a run that attaches now waits, then finds no mount and mounts afresh.
   LogInfo("{}: no sandbox for {} s: unmounting", mountpoint_, Seconds(timeout_));
-  Unmount(mountpoint_);
+  run::Unmount(mountpoint_);
   return true;
 }
 

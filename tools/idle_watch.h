@@ -25,7 +25,7 @@
 
 #include "common/fd.h"
 #include "common/result.h"
-#include "tools/image_dir.h"
+#include "run/image_dir.h"
 
 namespace lazyfs::tools {
 
@@ -35,7 +35,7 @@ class IdleWatch {
 
   // Starts watching `dir`'s users; `mountpoint` is unmounted after `timeout` without one. The directory
   // must exist (ImageDir::Create).
-  static Result<std::unique_ptr<IdleWatch>> Start(ImageDir dir, std::string mountpoint, Clock::duration timeout);
+  static Result<std::unique_ptr<IdleWatch>> Start(run::ImageDir dir, std::string mountpoint, Clock::duration timeout);
   ~IdleWatch();  // stops and joins the thread (within a few milliseconds, even while a run holds the lock)
   IdleWatch(const IdleWatch&) = delete;
   IdleWatch& operator=(const IdleWatch&) = delete;
@@ -45,19 +45,19 @@ class IdleWatch {
   nlohmann::json Json() const;
 
  private:
-  IdleWatch(ImageDir dir, std::string mountpoint, Clock::duration timeout)
+  IdleWatch(run::ImageDir dir, std::string mountpoint, Clock::duration timeout)
       : dir_(std::move(dir)), mountpoint_(std::move(mountpoint)), timeout_(timeout) {}
   void Loop();
   // Takes the image lock, giving up (unheld lock) when asked to stop or when the lock file cannot be
   // opened (lock_failed_).
-  FileLock LockUnlessStopped();
+  run::FileLock LockUnlessStopped();
   // Counts users under the lock; unmounts when the idle time is up. Returns true when the watch is over:
   // unmounted, stopped, or unable to take the lock (then the mount stays until unmounted).
   bool Check();
   bool Stopping() const;
 
   // Constant after construction.
-  const ImageDir dir_;
+  const run::ImageDir dir_;
   const std::string mountpoint_;
   const Clock::duration timeout_;
   UniqueFd inotify_fd_;

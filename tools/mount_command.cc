@@ -12,14 +12,14 @@
 #include "cache/chunk_store.h"
 #include "common/fd.h"
 #include "fetch/image_source.h"
-#include "fs/store_documents.h"
 #include "fs/blob_order.h"
 #include "fs/chunk_reader.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_mount.h"
 #include "fs/image_loader.h"
+#include "fs/store_documents.h"
+#include "run/control_socket.h"
 #include "tools/commands.h"
-#include "tools/control_socket.h"
 #include "tools/idle_watch.h"
 #include "tools/mount_observability.h"
 #include "tools/mount_table.h"
@@ -94,10 +94,10 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   if (options.idle_timeout_seconds) {
     auto timeout = std::chrono::duration_cast<IdleWatch::Clock::duration>(
         std::chrono::duration<double>(*options.idle_timeout_seconds));
-    idle = LAZYFS_TRY(IdleWatch::Start(ImageDir(options.image_dir), mountpoint, timeout));
+    idle = LAZYFS_TRY(IdleWatch::Start(run::ImageDir(options.image_dir), mountpoint, timeout));
   }
-  Result<std::unique_ptr<ControlServer>> control =
-      ControlServer::Start(ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
+  Result<std::unique_ptr<run::ControlServer>> control =
+      run::ControlServer::Start(run::ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
         nlohmann::json idle_json = idle ? idle->Json() : nlohmann::json();
         if (request == "stats") {
           nlohmann::json stats = StatsJson(mountpoint, image, reader.counters(), observability.get());

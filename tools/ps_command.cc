@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "run/control_socket.h"
+#include "run/image_dir.h"
 #include "tools/commands.h"
-#include "tools/control_socket.h"
-#include "tools/image_dir.h"
 #include "tools/run_command.h"
 
 namespace lazyfs::tools {
@@ -39,14 +39,14 @@ std::string Age(int64_t started) {
 nlohmann::json ImageMounts() {
   nlohmann::json out = nlohmann::json::array();
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(ImagesDir(), ec)) {
-    ImageDir dir(entry.path().string());
-    if (!IsMountPoint(dir.rootfs())) continue;
-    std::string socket = ControlSocketPath(dir.rootfs());
-    Result<std::string> reply = ControlRequest(socket, "info");
+  for (const auto& entry : std::filesystem::directory_iterator(run::ImagesDir(), ec)) {
+    run::ImageDir dir(entry.path().string());
+    if (!run::IsMountPoint(dir.rootfs())) continue;
+    std::string socket = run::ControlSocketPath(dir.rootfs());
+    Result<std::string> reply = run::ControlRequest(socket, "info");
     nlohmann::json info = reply ? nlohmann::json::parse(*reply, nullptr, false) : nlohmann::json();
     if (info.is_object() && !info.contains("pid")) {  // a daemon from before "info": ask for its stats
-      reply = ControlRequest(socket, "stats");
+      reply = run::ControlRequest(socket, "stats");
       nlohmann::json stats = reply ? nlohmann::json::parse(*reply, nullptr, false) : nlohmann::json();
       info = nlohmann::json::object();
       for (const char* key : {"pid", "mountpoint", "image", "manifest_digest", "idle"}) {

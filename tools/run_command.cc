@@ -30,12 +30,34 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "fetch/image_ref.h"
+#include "run/control_socket.h"
+#include "run/image_dir.h"
+#include "run/oci_bundle.h"
 #include "tools/commands.h"
-#include "tools/control_socket.h"
-#include "tools/image_dir.h"
-#include "tools/oci_bundle.h"
 
 namespace lazyfs::tools {
+
+// The runner library's pieces this command is built from.
+using run::BuildRuntimeSpec;
+using run::ControlRequest;
+using run::ControlSocketPath;
+using run::FileLock;
+using run::ImageConfig;
+using run::ImageDir;
+using run::IsLiveMount;
+using run::IsMountPoint;
+using run::kRunDir;
+using run::LookupRef;
+using run::ParseByteSize;
+using run::ParseImageConfig;
+using run::ParseVolume;
+using run::ProcessArgs;
+using run::RememberRef;
+using run::ResolveUser;
+using run::RunOptions;
+using run::Unmount;
+using run::UserIds;
+
 namespace {
 
 namespace stdfs = std::filesystem;

@@ -7,8 +7,8 @@
 
 #include "common/human_size.h"
 #include "common/log.h"
+#include "run/control_socket.h"
 #include "tools/commands.h"
-#include "tools/control_socket.h"
 #include "tools/mount_observability.h"
 
 namespace lazyfs::tools {
@@ -164,16 +164,16 @@ nlohmann::json StatsJson(const std::string& mountpoint, const fs::LoadedImage& i
 int RunStats(const std::string& mountpoint, bool all, bool json) {
   std::vector<std::string> sockets;
   if (all) {
-    sockets = ListControlSockets();
+    sockets = run::ListControlSockets();
   } else {
     std::error_code ec;
     std::string canonical = std::filesystem::weakly_canonical(mountpoint, ec).string();
-    sockets.push_back(ControlSocketPath(ec ? mountpoint : canonical));
+    sockets.push_back(run::ControlSocketPath(ec ? mountpoint : canonical));
   }
   nlohmann::json out = nlohmann::json::array();
   int rc = 0;
   for (const std::string& socket : sockets) {
-    Result<std::string> reply = ControlRequest(socket, "stats");
+    Result<std::string> reply = run::ControlRequest(socket, "stats");
     if (!reply) {
       if (!all) {
         std::fprintf(stderr, "lazyfs: stats %s: %s\n", mountpoint.c_str(), reply.error().ToString().c_str());

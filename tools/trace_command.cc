@@ -28,8 +28,8 @@
 #include "fetch/registry_source.h"
 #include "fetch/trace_artifact.h"
 #include "fs/trace.h"
+#include "run/control_socket.h"
 #include "tools/commands.h"
-#include "tools/control_socket.h"
 #include "tools/source_flags.h"
 
 namespace lazyfs::tools {
@@ -115,7 +115,7 @@ int RunChild(const std::vector<std::string>& argv) {
 }
 
 Result<nlohmann::json> MountStats(const std::string& mountpoint) {
-  std::string reply = LAZYFS_TRY(ControlRequest(ControlSocketPath(mountpoint), "stats"));
+  std::string reply = LAZYFS_TRY(run::ControlRequest(run::ControlSocketPath(mountpoint), "stats"));
   nlohmann::json s = nlohmann::json::parse(reply, nullptr, false);
   if (s.is_discarded()) return Corrupt("malformed stats reply");
   return s;

@@ -1,4 +1,4 @@
-// Unit tests of tools/image_dir (the users/ flock protocol) and tools/idle_watch (the idle clock of a
+// Unit tests of run/image_dir (the users/ flock protocol) and tools/idle_watch (the idle clock of a
 // `lazyfs run` image mount), on a temporary directory: no FUSE, no /run/lazyfs. The mountpoint is a plain
 // directory, so the watcher's unmount at expiry is a quiet no-op; the integration tests check real mounts.
 #include "tools/idle_watch.h"
@@ -10,13 +10,15 @@
 #include <functional>
 #include <thread>
 
+#include "run/image_dir.h"
 #include "tests/test_support.h"
-#include "tools/image_dir.h"
 
 namespace lazyfs::tools {
 namespace {
 
 using namespace std::chrono_literals;
+using run::FileLock;
+using run::ImageDir;
 
 // Polls `condition` until it holds or `timeout` passes (the watcher reacts on its own thread).
 bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5000ms) {

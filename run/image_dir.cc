@@ -1,7 +1,7 @@
 // The shared image directory and its flock protocol (see image_dir.h).
 //
 // Thread safety: no shared state; every function is reentrant.
-#include "tools/image_dir.h"
+#include "run/image_dir.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -16,9 +16,9 @@
 #include <filesystem>
 
 #include "common/log.h"
-#include "tools/control_socket.h"
+#include "run/control_socket.h"
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -101,4 +101,4 @@ Status RememberRef(const std::string& ref, const std::string& platform, const Sh
   return WriteFileAtomic(RefPath(ref, platform), manifest.ToString() + "\n" + RefRecord(ref, platform));
 }
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

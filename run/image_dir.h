@@ -27,7 +27,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 
 // An flock(2)ed file. Locks belong to the open file description, so they vanish when the process dies.
 class FileLock {
@@ -84,4 +84,4 @@ void Unmount(const std::string& path);
 std::optional<Sha256Digest> LookupRef(const std::string& ref, const std::string& platform);
 Status RememberRef(const std::string& ref, const std::string& platform, const Sha256Digest& manifest);
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

@@ -1,4 +1,4 @@
-#include "tools/control_socket.h"
+#include "run/control_socket.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -15,7 +15,7 @@
 #include "common/digest.h"
 #include "common/log.h"
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 namespace {
 
 std::string MountsDir() { return std::string(kRunDir) + "/mounts"; }
@@ -135,4 +135,4 @@ Result<std::string> ControlRequest(const std::string& path, const std::string& r
   return reply;
 }
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

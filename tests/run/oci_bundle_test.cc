@@ -1,10 +1,10 @@
-// Unit tests of tools/oci_bundle: image config parsing, user resolution, option parsing and the runtime
+// Unit tests of run/oci_bundle: image config parsing, user resolution, option parsing and the runtime
 // spec that `lazyfs run` hands to crun.
-#include "tools/oci_bundle.h"
+#include "run/oci_bundle.h"
 
 #include <doctest/doctest.h>
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 namespace {
 
 using nlohmann::json;
@@ -221,4 +221,4 @@ TEST_CASE("BuildRuntimeSpec: rejects a relative rootfs or working directory") {
 }
 
 }  // namespace
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

@@ -18,7 +18,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 
 inline constexpr const char* kRunDir = "/run/lazyfs";
 
@@ -48,4 +48,4 @@ class ControlServer {
 // Sends one request line and returns the whole reply. kNotFound if nothing listens there.
 Result<std::string> ControlRequest(const std::string& path, const std::string& request);
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

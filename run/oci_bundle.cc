@@ -1,4 +1,4 @@
-#include "tools/oci_bundle.h"
+#include "run/oci_bundle.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cmath>
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 namespace {
 
 using nlohmann::json;
@@ -304,4 +304,4 @@ Result<nlohmann::json> BuildRuntimeSpec(const ImageConfig& image, const RunOptio
   return spec;
 }
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run

@@ -2,7 +2,7 @@
 // the image's /etc/passwd and /etc/group, and builds the runtime spec (config.json) that crun runs.
 //
 // Everything here is a pure function of its inputs (no syscalls), so the unit tests check the generated
-// spec field by field. run_command.cc does the I/O: reads the files, writes config.json.
+// spec field by field. tools/run_command.cc does the I/O: reads the files, writes config.json.
 //
 // Thread safety: plain values and reentrant functions.
 #pragma once
@@ -17,7 +17,7 @@
 
 #include "common/result.h"
 
-namespace lazyfs::tools {
+namespace lazyfs::run {
 
 // The fields of an OCI image config ("config" object) that decide how the container starts.
 struct ImageConfig {
@@ -94,4 +94,4 @@ std::vector<std::string> MergeEnv(const std::vector<std::string>& image_env, con
 // The runtime spec (OCI runtime-spec 1.0 config.json) for `run` with `user`.
 Result<nlohmann::json> BuildRuntimeSpec(const ImageConfig& image, const RunOptions& run, const UserIds& user);
 
-}  // namespace lazyfs::tools
+}  // namespace lazyfs::run
