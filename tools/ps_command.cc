@@ -11,6 +11,7 @@
 
 #include "run/control_socket.h"
 #include "run/image_dir.h"
+#include "run/sandbox_state.h"
 #include "tools/commands.h"
 #include "tools/run_command.h"
 
@@ -73,14 +74,14 @@ int RunPs(bool json, bool mounts) {
     if (mounts) {
       out = ImageMounts();
     } else {
-      for (const SandboxRecord& r : ListLiveSandboxes()) out.push_back(r.ToJson());
+      for (const run::SandboxRecord& r : run::ListLiveSandboxes()) out.push_back(r.ToJson());
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
   if (!mounts) {
     std::printf("%-12s  %-8s  %-6s  %-40s  %s\n", "ID", "PID", "AGE", "IMAGE", "COMMAND");
-    for (const SandboxRecord& r : ListLiveSandboxes()) {
+    for (const run::SandboxRecord& r : run::ListLiveSandboxes()) {
       std::printf("%-12s  %-8lld  %-6s  %-40s  %s\n", r.id.c_str(), static_cast<long long>(r.pid),
                   Age(r.started).c_str(), r.image.c_str(), Joined(r.command).c_str());
     }

@@ -9,7 +9,7 @@
 
 namespace lazyfs::tools {
 
-Result<ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOptions& options) {
+Result<run::ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOptions& options) {
   fetch::ImageRef parsed = LAZYFS_TRY(fetch::ImageRef::Parse(ref));
   fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
   std::unique_ptr<cache::ChunkStore> store;  // outlives the source, which holds a cache over it
@@ -23,7 +23,7 @@ Result<ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOpti
   }
   std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(parsed, source_options));
   fetch::ResolvedImage image = LAZYFS_TRY(source->Resolve());
-  return ResolvedRef{image.manifest_digest, std::move(image.config_json)};
+  return run::ResolvedRef{image.manifest_digest, std::move(image.config_json)};
 }
 
 }  // namespace lazyfs::tools

@@ -11,6 +11,6 @@ namespace lazyfs::tools {
 // Fetches the manifest (registry) or reads it (OCI layout) and the image config: an ImageResolver. A
 // docker:// image's manifest and config are kept in the run's cache, where the mount daemon it starts
 // finds them (fs/store_documents.h); a config found there is not fetched.
-Result<ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOptions& options);
+Result<run::ResolvedRef> ResolveImageRef(const std::string& ref, const RunCommandOptions& options);
 
 }  // namespace lazyfs::tools
