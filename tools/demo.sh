@@ -27,7 +27,7 @@ step "installing dependencies (tools/install-deps.sh)"
 bash tools/install-deps.sh
 step "building lazyfs (meson, ninja)"
 [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
-ninja -C build --quiet  # errors still print
+ninja -C build --quiet tools/lazyfs tools/lazyfs-core  # the demo needs the tool, not the tests; errors still print
 lazyfs=$PWD/build/tools/lazyfs
 
 demo=${LAZYFS_DEMO_DIR:-/var/cache/lazyfs-demo}

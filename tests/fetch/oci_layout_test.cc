@@ -224,7 +224,7 @@ TEST_CASE("OpenImageSource: oci resolves tag -> index -> platform manifest -> co
 
   for (const char* platform : {"linux/amd64", "linux/arm64"}) {
     CAPTURE(platform);
-    auto source = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{platform, {}});
+    auto source = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{platform, {}, nullptr});
     REQUIRE(source);
     auto resolved = (*source)->Resolve();
     REQUIRE(resolved);
@@ -235,7 +235,7 @@ TEST_CASE("OpenImageSource: oci resolves tag -> index -> platform manifest -> co
     REQUIRE(layer);
     CHECK(*layer == (std::string(platform) == "linux/amd64" ? "amd64" : "arm64"));
   }
-  auto none = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{"linux/riscv64", {}});
+  auto none = OpenImageSource(*ImageRef::Parse("oci:" + dir.path + ":multi"), SourceOptions{"linux/riscv64", {}, nullptr});
   REQUIRE(none);
   CHECK((*none)->Resolve().error().code() == ErrorCode::kNotFound);
 

@@ -75,7 +75,7 @@ Status Run(const std::vector<std::string>& args, RegistryOptions& options, const
   if (command == "resolve" && args.size() == 2) {
     ImageRef ref = LAZYFS_TRY(ParseDockerRef(args[1]));
     if (insecure) options.insecure_registries.push_back(ref.host);
-    auto source = LAZYFS_TRY(OpenRegistrySource(ref, SourceOptions{platform, {}}, options));
+    auto source = LAZYFS_TRY(OpenRegistrySource(ref, SourceOptions{platform, {}, nullptr}, options));
     ResolvedImage image = LAZYFS_TRY(source->Resolve());
     std::string out = "manifest " + image.manifest_digest.ToString() + "\nconfig " +
                       image.manifest.config.digest.ToString() + "\n";

@@ -195,7 +195,7 @@ TEST_CASE("OpenRegistrySource: resolves an index to the platform's manifest and 
 
   auto ref = ImageRef::Parse("docker://reg.test/app:v1");
   REQUIRE(ref);
-  auto source = OpenRegistrySource(*ref, SourceOptions{"linux/arm64", {}}, f.options);
+  auto source = OpenRegistrySource(*ref, SourceOptions{"linux/arm64", {}, nullptr}, f.options);
   REQUIRE(source);
   auto resolved = (*source)->Resolve();
   REQUIRE(resolved);
