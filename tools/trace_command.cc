@@ -99,12 +99,13 @@ Result<std::string> SelfExe() {
 
 // Runs `argv` and waits; returns its exit status.
 int RunChild(const std::vector<std::string>& argv) {
+  // Built before fork: a child of a threaded process may only make async-signal-safe calls until exec.
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     _exit(127);
   }

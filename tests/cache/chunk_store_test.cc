@@ -27,12 +27,12 @@ using testing::TempDir;
 std::string Bytes(size_t size, uint64_t seed) { return testing::PseudoRandomBytes(size, seed); }
 
 // Tests map 256 MiB, not the 64 GiB default: enough for every test, and kind to sanitizer builds.
-// Without the background access-stamp flusher: several tests fork, and a fork while another thread runs
-// (here: the flusher, possibly inside malloc) can leave the child deadlocked on a lock that thread held.
-// The flusher itself is tested in eviction_test.cc.
+// Without the background access-stamp flusher and evictor: several tests fork, and a fork while another
+// thread runs (the flusher or the evictor, possibly inside malloc) can leave the child deadlocked on a lock
+// that thread held. Both are tested in eviction_test.cc.
 std::unique_ptr<ChunkStore> OpenStore(const std::string& dir, uint64_t map_size = uint64_t{256} << 20) {
   auto store = ChunkStore::Open(
-      CacheOptions{.dir = dir, .map_size = map_size, .access_flush_interval = std::chrono::milliseconds(0)});
+      CacheOptions{.dir = dir, .map_size = map_size, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
   REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().ToString()));
   return std::move(*store);
 }
@@ -325,7 +325,7 @@ TEST_CASE("ChunkStore: a forked process and this one see each other's chunks") {
 
   int status = RunInChild([&] {
     // The child opens its own environment (LMDB handles must not cross fork()).
-    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
     if (!child) return 10;
     auto got = (*child)->GetChunk(Sha256Of(from_parent));
     if (!got || !got->has_value() || **got != from_parent) return 11;
@@ -358,7 +358,7 @@ TEST_CASE("ChunkStore: a writer killed with SIGKILL leaves every stored chunk in
     REQUIRE(pid >= 0);
     if (pid == 0) {
       ::close(acks[0]);
-      auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+      auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
       if (!child) ::_exit(10);
       for (uint64_t i = 0;; ++i) {
         std::string data = KillTestChunk(round, i);
@@ -415,7 +415,7 @@ TEST_CASE("ChunkStore: Open clears the reader slot of a process killed while it 
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(acks[0]);
-    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
     // After a read the child keeps its (parked) read transaction, and so its reader slot.
     if (!child || !(*child)->GetChunk(Sha256Of(data))) ::_exit(10);
     char ack = 1;
@@ -432,7 +432,7 @@ TEST_CASE("ChunkStore: Open clears the reader slot of a process killed while it 
 
   std::string log_file = dir.path + "/test.log";
   REQUIRE(SetLogFile(log_file));
-  auto second = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+  auto second = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
   SetLogFile("/dev/stderr");
   REQUIRE(second);
   auto log = ReadWholeFile(log_file);
@@ -476,7 +476,7 @@ TEST_CASE("ChunkStore: a map grown by another process is adopted") {
   // This process maps 1 MiB; the child maps 256 MiB and stores 8 MiB, past the end of our map.
   auto store = OpenStore(dir.path, uint64_t{1} << 20);
   int status = RunInChild([&] {
-    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+    auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
     if (!child) return 10;
     for (uint64_t i = 0; i < 8; ++i) {
       std::string data = Bytes(1 << 20, 500 + i);

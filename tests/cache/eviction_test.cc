@@ -166,7 +166,7 @@ TEST_CASE("Eviction: reads are stamped from an in-memory batch, written by one f
     REQUIRE(pid >= 0);
     if (pid == 0) {
       auto child = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20,
-                                                 .access_flush_interval = std::chrono::milliseconds(0)});
+                                                 .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
       if (!child) ::_exit(10);
       auto report = (*child)->Evict(kChunk);
       ::_exit(report && report->chunks == 1 ? 0 : 11);
@@ -194,7 +194,7 @@ TEST_CASE("Eviction: bytes read inside a read transaction survive deletion and r
   // chunk deleted (evicted) by a writer keeps its bytes for an open reader, even while new chunks are
   // written into freed pages.
   TempDir dir;
-  auto opened = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+  auto opened = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
   REQUIRE(opened);
   auto& store = *opened;
   std::string data = Bytes(1 << 20, 77);
@@ -348,7 +348,7 @@ TEST_CASE("Verify: every chunk is re-hashed; bad ones are reported and dropped")
 TEST_CASE("Eviction: the cap given at open is recorded and used by later opens without one") {
   TempDir dir;
   { ClockedStore s(dir.path, 5 * kChunk); }
-  auto opened = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0)});
+  auto opened = ChunkStore::Open(CacheOptions{.dir = dir.path, .map_size = uint64_t{256} << 20, .access_flush_interval = std::chrono::milliseconds(0), .background_eviction = false});
   REQUIRE(opened);
   auto c = (*opened)->Counters();
   REQUIRE(c);
