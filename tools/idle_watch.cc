@@ -60,6 +60,7 @@ run::FileLock IdleWatch::LockUnlessStopped() {
       return run::FileLock();
     }
     if (lock->held()) return std::move(*lock);
+    lock_waits_.fetch_add(1, std::memory_order_relaxed);
     pollfd stop{stop_fd_.get(), POLLIN, 0};
     if (::poll(&stop, 1, kLockRetryMs) > 0) return run::FileLock();
   }
@@ -122,7 +123,7 @@ void IdleWatch::Loop() {
 nlohmann::json IdleWatch::Json() const {
   std::lock_guard<std::mutex> guard(mu_);
   nlohmann::json out = {{"timeout_s", Seconds(timeout_)}, {"users", users_}, {"idle_s", nullptr},
-                        {"unmounts_in_s", nullptr}};
+                        {"unmounts_in_s", nullptr}, {"lock_waits", lock_waits_.load(std::memory_order_relaxed)}};
   if (idle_since_) {
     Clock::duration idle = Clock::now() - *idle_since_;
     out["idle_s"] = Seconds(idle);

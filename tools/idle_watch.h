@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -40,8 +41,9 @@ class IdleWatch {
   IdleWatch(const IdleWatch&) = delete;
   IdleWatch& operator=(const IdleWatch&) = delete;
 
-  // {"timeout_s": float, "users": int, "idle_s": float|null, "unmounts_in_s": float|null} as of the last
-  // count; idle_s is null while a sandbox uses the mount.
+  // {"timeout_s": float, "users": int, "idle_s": float|null, "unmounts_in_s": float|null, "lock_waits": int}
+  // as of the last count; idle_s is null while a sandbox uses the mount; lock_waits counts the times the
+  // watcher found the image lock busy and waited (a run attaching or leaving held it).
   nlohmann::json Json() const;
 
  private:
@@ -63,6 +65,7 @@ class IdleWatch {
   UniqueFd inotify_fd_;
   UniqueFd stop_fd_;  // eventfd: written by the destructor
   bool lock_failed_ = false;  // watcher thread only
+  std::atomic<uint64_t> lock_waits_{0};  // written by the watcher, read by Json()
 
   mutable std::mutex mu_;
   size_t users_ = 0;                          // guarded by mu_

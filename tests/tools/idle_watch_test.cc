@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "run/image_dir.h"
@@ -37,6 +38,14 @@ void Touch(const std::string& path) { REQUIRE(OpenFile(path, O_RDWR | O_CREAT, 0
 FileLock AttachUser(const ImageDir& dir, const std::string& id) {
   Result<FileLock> image_lock = dir.Lock();
   REQUIRE(image_lock);
+  Result<FileLock> user = FileLock::Acquire(dir.user_path(id), true);
+  REQUIRE(user);
+  REQUIRE(user->held());
+  return std::move(*user);
+}
+
+// The user file of a run that already holds the image lock (the second half of AttachUser).
+FileLock AttachUserWithoutLock(const ImageDir& dir, const std::string& id) {
   Result<FileLock> user = FileLock::Acquire(dir.user_path(id), true);
   REQUIRE(user);
   REQUIRE(user->held());
@@ -93,6 +102,27 @@ TEST_CASE("IdleWatch: the idle clock runs only while no sandbox holds the mount,
   CHECK_FALSE(std::filesystem::exists(dir.user_path("second")));  // stale: removed under the lock
 }
 
+TEST_CASE("IdleWatch: a busy image lock is waited for, then the count goes on") {
+  testing::TempDir tmp;
+  ImageDir dir(tmp.path + "/img");
+  REQUIRE(dir.Create());
+  Result<std::unique_ptr<IdleWatch>> watch = IdleWatch::Start(dir, dir.rootfs(), 60s);
+  REQUIRE(watch);
+  IdleWatch& w = **watch;
+  CHECK(Eventually([&] { return !w.Json()["idle_s"].is_null(); }));
+  std::optional<FileLock> busy;
+  {
+    Result<FileLock> lock = dir.Lock();  // a run attaching holds the image lock
+    REQUIRE(lock);
+    busy = std::move(*lock);
+  }
+  FileLock user = AttachUserWithoutLock(dir, "arriving");
+  CHECK(Eventually([&] { return w.Json()["lock_waits"].get<uint64_t>() > 0; }));
+  CHECK(w.Json()["users"] == 0);  // nothing counted while the lock is held
+  busy.reset();                   // the run is done attaching
+  CHECK(Eventually([&] { return w.Json()["users"] == 1 && w.Json()["idle_s"].is_null(); }));
+}
+
 TEST_CASE("IdleWatch: stopping does not wait for a busy image lock") {
   testing::TempDir tmp;
   ImageDir dir(tmp.path + "/img");
@@ -103,7 +133,7 @@ TEST_CASE("IdleWatch: stopping does not wait for a busy image lock") {
   Result<FileLock> lock = dir.Lock();  // flock conflicts between open files, even in one process
   REQUIRE(lock);
   Touch(dir.user_path("newcomer"));  // wakes the watcher, which now waits for the lock
-  std::this_thread::sleep_for(50ms);  // likely in its lock wait by now; the check below holds either way
+  CHECK(Eventually([&] { return (*watch)->Json()["lock_waits"].get<uint64_t>() > 0; }));  // in the wait loop
   auto started = std::chrono::steady_clock::now();
   watch->reset();
   CHECK(std::chrono::steady_clock::now() - started < 1s);
