@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,19 +72,9 @@ def flash_crowd(ms, ref, n):
 
     def start(i):
         crowd[i] = ms.mount(ref, name=f"c{i}", cache_dir=cache)
-    started = time.perf_counter()
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    elapsed = run_threads(start, n)
     assert all(m.ok for m in crowd), [m.describe() for m in crowd if not m.ok]
-    readers = [threading.Thread(target=read_all, args=(m.mountpoint,)) for m in crowd]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed += run_threads(lambda i: read_all(crowd[i].mountpoint), n)
     per = [stats(m) for m in crowd]
     total = sum(s["bytes_fetched"] for s in per)
     fetches = sum(s["fetches"] for s in per)

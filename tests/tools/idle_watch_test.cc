@@ -33,24 +33,35 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
 
 void Touch(const std::string& path) { REQUIRE(OpenFile(path, O_RDWR | O_CREAT, 0600)); }
 
-// A sandbox attaching as `lazyfs run` does: its user file is created and flock'ed under the image lock
-// (else a prober could take the fresh file for a stale one and remove it).
-FileLock AttachUser(const ImageDir& dir, const std::string& id) {
-  Result<FileLock> image_lock = dir.Lock();
-  REQUIRE(image_lock);
-  Result<FileLock> user = FileLock::Acquire(dir.user_path(id), true);
-  REQUIRE(user);
-  REQUIRE(user->held());
-  return std::move(*user);
-}
-
-// The user file of a run that already holds the image lock (the second half of AttachUser).
+// The user file of a run that already holds the image lock: created and flock'ed.
 FileLock AttachUserWithoutLock(const ImageDir& dir, const std::string& id) {
   Result<FileLock> user = FileLock::Acquire(dir.user_path(id), true);
   REQUIRE(user);
   REQUIRE(user->held());
   return std::move(*user);
 }
+
+// A sandbox attaching as `lazyfs run` does: its user file is created and flock'ed under the image lock
+// (else a prober could take the fresh file for a stale one and remove it).
+FileLock AttachUser(const ImageDir& dir, const std::string& id) {
+  Result<FileLock> image_lock = dir.Lock();
+  REQUIRE(image_lock);
+  return AttachUserWithoutLock(dir, id);
+}
+
+// A watch on a fresh image dir with no user, once its idle clock runs (a long timeout: it never expires).
+struct IdleImage {
+  testing::TempDir tmp;
+  ImageDir dir{tmp.path + "/img"};
+  std::unique_ptr<IdleWatch> watch;
+  IdleImage() {
+    REQUIRE(dir.Create());
+    Result<std::unique_ptr<IdleWatch>> started = IdleWatch::Start(dir, dir.rootfs(), 60s);
+    REQUIRE(started);
+    watch = std::move(*started);
+    CHECK(Eventually([&] { return !watch->Json()["idle_s"].is_null(); }));
+  }
+};
 
 TEST_CASE("ImageDir: LiveUsers counts held user files and removes stale ones only when asked") {
   testing::TempDir tmp;
@@ -103,13 +114,9 @@ TEST_CASE("IdleWatch: the idle clock runs only while no sandbox holds the mount,
 }
 
 TEST_CASE("IdleWatch: a busy image lock is waited for, then the count goes on") {
-  testing::TempDir tmp;
-  ImageDir dir(tmp.path + "/img");
-  REQUIRE(dir.Create());
-  Result<std::unique_ptr<IdleWatch>> watch = IdleWatch::Start(dir, dir.rootfs(), 60s);
-  REQUIRE(watch);
-  IdleWatch& w = **watch;
-  CHECK(Eventually([&] { return !w.Json()["idle_s"].is_null(); }));
+  IdleImage image;
+  ImageDir& dir = image.dir;
+  IdleWatch& w = *image.watch;
   std::optional<FileLock> busy;
   {
     Result<FileLock> lock = dir.Lock();  // a run attaching holds the image lock
@@ -124,18 +131,15 @@ TEST_CASE("IdleWatch: a busy image lock is waited for, then the count goes on") 
 }
 
 TEST_CASE("IdleWatch: stopping does not wait for a busy image lock") {
-  testing::TempDir tmp;
-  ImageDir dir(tmp.path + "/img");
-  REQUIRE(dir.Create());
-  Result<std::unique_ptr<IdleWatch>> watch = IdleWatch::Start(dir, dir.rootfs(), 60s);
-  REQUIRE(watch);
-  CHECK(Eventually([&] { return !(*watch)->Json()["idle_s"].is_null(); }));
+  IdleImage image;
+  ImageDir& dir = image.dir;
+  std::unique_ptr<IdleWatch>& watch = image.watch;
   Result<FileLock> lock = dir.Lock();  // flock conflicts between open files, even in one process
   REQUIRE(lock);
   Touch(dir.user_path("newcomer"));  // wakes the watcher, which now waits for the lock
-  CHECK(Eventually([&] { return (*watch)->Json()["lock_waits"].get<uint64_t>() > 0; }));  // in the wait loop
+  CHECK(Eventually([&] { return watch->Json()["lock_waits"].get<uint64_t>() > 0; }));  // in the wait loop
   auto started = std::chrono::steady_clock::now();
-  watch->reset();
+  watch.reset();
   CHECK(std::chrono::steady_clock::now() - started < 1s);
 }
 
