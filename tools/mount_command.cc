@@ -9,21 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "cache/chunk_store.h"
 #include "common/fd.h"
-#include "fetch/image_source.h"
-#include "fs/blob_order.h"
-#include "fs/chunk_reader.h"
-#include "fs/filesystem.h"
 #include "fs/fuse_mount.h"
-#include "fs/image_loader.h"
-#include "fs/store_documents.h"
-#include "run/control_socket.h"
 #include "tools/commands.h"
-#include "tools/idle_watch.h"
-#include "tools/mount_observability.h"
+#include "tools/mount_daemon.h"
 #include "tools/mount_table.h"
-#include "tools/stats_command.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -45,75 +35,7 @@ class ReadyPipe {
 
 Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
   fs::RouteFuseLogs();
-  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
-  cache::CacheOptions cache_options;
-  if (!options.cache_dir.empty()) cache_options.dir = options.cache_dir;
-  cache_options.max_bytes = options.cache_size;
-  std::unique_ptr<cache::ChunkStore> store = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
-  fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
-  source_options.documents = fs::StoreDocuments(*store);  // `lazyfs run` resolved this image a moment ago
-  std::unique_ptr<fetch::ImageSource> source = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
-
-  auto started = std::chrono::steady_clock::now();
-  fs::LoadedImage image = LAZYFS_TRY(fs::LoadImage(options.ref, *source, *store));
-  auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  LogInfo("image {} ({}): {} layers, {} inodes, {} bytes in files; tree {} in {} ms", options.ref,
-          image.manifest_digest.ToString(), image.layers.size(), image.tree.node_count(),
-          image.tree.total_file_bytes(), image.tree_from_cache ? "from cache" : "built", load_ms.count());
-
-  std::vector<fs::LayerSource> layers;
-  for (const fs::LayerInfo& l : image.layers) layers.push_back({&source->blobs(), l.descriptor, l.lazy});
-  fs::LayerRestreamers restreamers(source->blobs(), *store, image.layers);
-  fs::BlobOrder blob_order;  // before the reader, which points into it
-  fs::ChunkReader reader(*store, std::move(layers),
-                         [&](uint32_t layer, const Sha256Digest& wanted) { return restreamers.Restream(layer, wanted); });
-  uint64_t fetch_ahead =
-      options.fetch_ahead.value_or(ref.transport == fetch::ImageRef::Transport::kDocker ? kRemoteFetchAhead : 0);
-  if (fetch_ahead > 0) {
-    blob_order = fs::BlobOrder::Build(image.tree, image.layers.size());
-    reader.SetFetchAhead(&blob_order, fetch_ahead);
-    LogDebug("fetch-ahead: {} bytes past a miss, over {} chunks", fetch_ahead, blob_order.chunk_count());
-  }
-  fs::Filesystem filesystem(options.ref, image.tree, reader);
-  MountObservabilityOptions observability_options = options.observability;
-  observability_options.registry = source_options.registry;
-  std::unique_ptr<MountObservability> observability =
-      LAZYFS_TRY(MountObservability::Setup(observability_options, image, ref, reader, filesystem));
-
-  fs::MountOptions mount_options;
-  mount_options.mountpoint = options.mountpoint;
-  mount_options.allow_other = options.allow_other;
-  mount_options.debug = options.debug_fuse;
-  mount_options.max_threads = options.threads;
-  std::error_code ec;
-  std::string mountpoint = std::filesystem::canonical(options.mountpoint, ec).string();
-  if (ec) return PosixError(ec.value(), "resolve mountpoint " + options.mountpoint);
-  std::unique_ptr<fs::FuseMount> mount = LAZYFS_TRY(fs::FuseMount::Mount(filesystem, mount_options));
-  LogInfo("mounted {} at {}", options.ref, mountpoint);
-  std::unique_ptr<IdleWatch> idle;  // before the control server, whose handler reads it
-  if (options.idle_timeout_seconds) {
-    auto timeout = std::chrono::duration_cast<IdleWatch::Clock::duration>(
-        std::chrono::duration<double>(*options.idle_timeout_seconds));
-    idle = LAZYFS_TRY(IdleWatch::Start(run::ImageDir(options.image_dir), mountpoint, timeout));
-  }
-  Result<std::unique_ptr<run::ControlServer>> control =
-      run::ControlServer::Start(run::ControlSocketPath(mountpoint), [&](const std::string& request) -> std::string {
-        nlohmann::json idle_json = idle ? idle->Json() : nlohmann::json();
-        if (request == "stats") {
-          nlohmann::json stats = StatsJson(mountpoint, image, reader.counters(), observability.get());
-          stats["idle"] = idle_json;
-          return stats.dump();
-        }
-        // Cheap: no per-file statistics (lazyfs run and ps ask this on their paths).
-        if (request == "info") {
-          return nlohmann::json{{"pid", ::getpid()}, {"mountpoint", mountpoint}, {"image", options.ref},
-                                {"manifest_digest", image.manifest_digest.ToString()}, {"idle", idle_json}}
-              .dump();
-        }
-        return R"({"error":"unknown request"})";
-      });
-  if (!control) LogWarn("no control socket for {} (lazyfs stats will not see it): {}", mountpoint, control.error().ToString());
-  observability->StartPrefetch();
+  std::unique_ptr<MountDaemon> daemon = LAZYFS_TRY(MountDaemon::Start(options));
   ready.Send("ok\n");
   if (!options.foreground) {
     // Detached from the terminal: stdio goes nowhere, log lines go to the log file.
@@ -125,16 +47,7 @@ Status MountAndServe(const MountCommandOptions& options, ReadyPipe& ready) {
       ::close(null);
     }
   }
-  Status served = mount->Serve();
-  if (control) control->reset();
-  idle.reset();
-  mount.reset();  // unmount before the reader and the store go away
-  if (Status finished = observability->Finish(); !finished) LogWarn("{}", finished.error().ToString());
-  const fs::ReadCounters& c = reader.counters();
-  LogInfo("unmounted {}: {} reads, {} bytes read, {} chunk hits, {} misses, {} fetches, {} bytes fetched",
-          options.mountpoint, c.reads.load(), c.bytes_read.load(), c.chunk_hits.load(), c.chunk_misses.load(),
-          c.fetches.load(), c.fetched_bytes.load());
-  return served;
+  return daemon->Serve();
 }
 
 int RunInForeground(const MountCommandOptions& options) {
