@@ -26,10 +26,13 @@
 
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "fetch/http_transport.h"
 
 namespace lazyfs::fetch {
 namespace {
+
+const std::string kUserAgent = std::string("lazyfs/") + kVersion;
 
 struct EasyDeleter {
   void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
@@ -310,7 +313,7 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error_buffer);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "lazyfs/0.1");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, kUserAgent.c_str());
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     // Registries redirect blob GETs to object storage. libcurl drops our Authorization header when the

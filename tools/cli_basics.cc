@@ -5,7 +5,7 @@
 #include "cache/chunk_store.h"
 #include "common/log.h"
 #include "tools/commands.h"
-#include "tools/version.h"
+#include "common/version.h"
 
 namespace lazyfs::tools {
 
