@@ -6,8 +6,9 @@
     chunk) and a full read of a new mount on the same cache;
   - de-duplication: two images sharing a base layer, and a file copied into another layer, store and fetch
     each chunk once; `lazyfs cache rm` removes one image and the other still reads correctly;
-  - flash crowd: 8 mounts of one image started at once and read at once fetch (summed `lazyfs stats --json`
-    fetch counters) about what one mount fetches.
+  - flash crowd: 8 mounts of one image in a registry (behind a recording proxy) started at once and read at
+    once never request one byte of file data twice, and fetch (summed `lazyfs stats --json` counters)
+    about what one mount fetches.
 
 Images are small eStargz images (`lazyfs convert --chunk-size 64 KiB` of imagebuilder recipes), so each
 file has many chunks. Every test is bounded (readers run in child processes with deadlines; polling, never
@@ -29,7 +30,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import imagebuilder  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
 from imagebuilder import directory, layer, pseudo_random, recipe, regular  # noqa: E402
+from registry_harness import Registry  # noqa: E402
 
 CHUNK = 64 << 10
 BASE_FILES = [f"base/f{i}.bin" for i in range(6)]
@@ -136,7 +139,7 @@ class SharedCacheTest(unittest.TestCase):
     def setUpClass(cls):
         harness.require_environment()
         cls.classdir = tempfile.mkdtemp(prefix="lazyfs-it-shared.")
-        cls.refs, cls.references = {}, {}
+        cls.refs, cls.references, cls.layout_dirs = {}, {}, {}
         for name, rec in (("a", image_a()), ("b", image_b())):
             layout, tag = imagebuilder.build(rec)
             cls.references[name] = harness.reference_rootfs(layout, tag)
@@ -146,6 +149,7 @@ class SharedCacheTest(unittest.TestCase):
             if proc.returncode != 0:
                 raise AssertionError(f"lazyfs convert failed: {proc.stdout}\n{proc.stderr}")
             cls.refs[name] = f"oci:{converted}:{tag}"
+            cls.layout_dirs[name] = converted
 
     @classmethod
     def tearDownClass(cls):
@@ -254,34 +258,68 @@ class SharedCacheTest(unittest.TestCase):
         self.full_read(b2, "b")
 
     def test_flash_crowd_fetches_each_chunk_once(self):
-        baseline = self.mount("a", self.mounts.tempdir("cache1"), name="solo")
-        self.full_read(baseline, "a")
-        one = mount_stats(baseline)["bytes_fetched"]
-        self.assertGreater(one, 0)
+        # Through a real registry and a recording proxy, so every chunk request is seen: 8 mounts of one
+        # image on one cache, started and read at once, must not fetch any byte of file data twice.
+        with Registry() as registry, FaultProxy(registry.host) as proxy:
+            pushed = harness.run_lazyfs(["push", "-q", "--insecure-registry", registry.host, self.refs["a"],
+                                         f"docker://{registry.host}/shared-cache-a:a"], timeout=300)
+            self.assertEqual(pushed.returncode, 0, pushed.stderr)
+            ref = f"docker://{proxy.host}/shared-cache-a:a"
+            flags = ["--insecure-registry", proxy.host]
 
-        cache = self.mounts.tempdir("cache")
-        n = 8
-        crowd = [None] * n
+            baseline = self.mounts.mount(ref, name="solo", cache_dir=self.mounts.tempdir("cache1"), extra=flags)
+            self.assertTrue(baseline.ok, baseline.describe())
+            self.full_read(baseline, "a")
+            one = mount_stats(baseline)["bytes_fetched"]
+            self.assertGreater(one, 0)
+            proxy.reset_record()
 
-        def start(i):
-            crowd[i] = self.mounts.mount(self.refs["a"], name=f"c{i}", cache_dir=cache)
-        threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(harness.MOUNT_TIMEOUT)
-        for m in crowd:
-            self.assertTrue(m is not None and m.ok, m.describe() if m else "mount thread hung")
-        workers = [start_worker(m.mountpoint, self.references["a"], FILES_A, 0, 0, "full") for m in crowd]
-        for m, w in zip(crowd, workers):
-            self.assertClean(finish_worker(w, 60), f"reader on {m.mountpoint}")
-        stats = [mount_stats(m) for m in crowd]
+            cache = self.mounts.tempdir("cache")
+            n = 8
+            crowd = [None] * n
+
+            def start(i):
+                crowd[i] = self.mounts.mount(ref, name=f"c{i}", cache_dir=cache, extra=flags)
+            threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(harness.MOUNT_TIMEOUT)
+            for m in crowd:
+                self.assertTrue(m is not None and m.ok, m.describe() if m else "mount thread hung")
+            workers = [start_worker(m.mountpoint, self.references["a"], FILES_A, 0, 0, "full") for m in crowd]
+            for m, w in zip(crowd, workers):
+                self.assertClean(finish_worker(w, 60), f"reader on {m.mountpoint}")
+            stats = [mount_stats(m) for m in crowd]
+            gets = proxy.blob_gets()
+
         fetched = sum(s["bytes_fetched"] for s in stats)
         fetches = sum(s["fetches"] for s in stats)
-        print(f"  flash crowd: {n} mounts fetched {fetched} bytes in {fetches} fetches; one mount: {one} bytes "
-              f"(ratio {fetched / one:.3f})", file=sys.stderr)
+        blob_sizes = {name: os.path.getsize(os.path.join(self.layout_dirs["a"], "blobs", "sha256", name))
+                      for name in os.listdir(os.path.join(self.layout_dirs["a"], "blobs", "sha256"))}
+        # Chunk requests are the ranged GETs that stop before the blob's end (the footer and TOC reads of
+        # each mount's image load reach the last byte, and are not chunk fetches).
+        chunk_ranges = {}
+        for g in gets:
+            digest = g.path.rsplit("sha256:", 1)[1]
+            self.assertTrue(g.range and g.range.startswith("bytes="), f"an unranged blob GET: {g}")
+            start_byte, end_byte = (int(x) for x in g.range[len("bytes="):].split("-"))
+            if end_byte == blob_sizes[digest] - 1:
+                continue
+            chunk_ranges.setdefault(digest, []).append((start_byte, end_byte))
+        overlaps = []
+        for digest, ranges in chunk_ranges.items():
+            ranges.sort()
+            for (s1, e1), (s2, e2) in zip(ranges, ranges[1:]):
+                if s2 <= e1:
+                    overlaps.append((digest[:12], (s1, e1), (s2, e2)))
+        chunk_bytes = sum(e - s + 1 for ranges in chunk_ranges.values() for s, e in ranges)
+        print(f"  flash crowd: {n} mounts fetched {fetched} bytes in {fetches} fetches; the registry saw "
+              f"{sum(len(r) for r in chunk_ranges.values())} chunk requests, {chunk_bytes} bytes; one mount: "
+              f"{one} bytes (ratio {fetched / one:.3f})", file=sys.stderr)
+        self.assertTrue(chunk_ranges, "the crowd fetched no chunk from the registry")
+        self.assertFalse(overlaps, f"bytes of a layer requested twice by the crowd: {overlaps[:5]}")
         self.assertLessEqual(fetched, 1.1 * one, stats)
-
 
 if __name__ == "__main__":
     harness.parse_args()
