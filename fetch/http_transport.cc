@@ -33,23 +33,6 @@ std::string RedactUrl(std::string_view url) {
   return out;
 }
 
-std::string UrlQueryEscape(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::vector<Result<HttpResponse>> HttpTransport::PerformAll(std::span<const HttpRequest> requests) {
   std::vector<Result<HttpResponse>> out;
   out.reserve(requests.size());

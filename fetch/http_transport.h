@@ -113,7 +113,4 @@ std::string AsciiLower(std::string_view text);
 // session state there, token URLs carry scopes and accounts) are dropped.
 std::string RedactUrl(std::string_view url);
 
-// Percent-encodes everything but RFC 3986's unreserved characters, for query parameter values.
-std::string UrlQueryEscape(std::string_view text);
-
 }  // namespace lazyfs::fetch

@@ -3,8 +3,6 @@
 // Thread safety: RegistryAuth guards its state with mu_, released before any HTTP request.
 #include "fetch/registry_auth.h"
 
-#include <curl/curl.h>
-
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
@@ -72,20 +70,6 @@ Result<Credentials> CredentialsFromEntry(const nlohmann::json& entry, std::strin
   return Error(ErrorCode::kInvalidArgument, "auth entry for " + std::string(key) + " has no auth or username/password");
 }
 
-struct CurlUrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-// One part of a parsed URL, or nullopt when libcurl has none to give.
-std::optional<std::string> UrlPart(CURLU* url, CURLUPart part, unsigned int flags) {
-  char* value = nullptr;
-  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return std::nullopt;
-  std::string out(value);
-  curl_free(value);
-  return out;
-}
-
 }  // namespace
 
 std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header) {
@@ -126,28 +110,6 @@ std::string BasicAuthorization(const Credentials& credentials) {
   return "Basic " + Base64Encode(credentials.username + ":" + credentials.password);
 }
 
-Result<UrlOrigin> ParseUrlOrigin(std::string_view url) {
-  CurlUrl parsed(curl_url());
-  if (!parsed) return Internal("curl_url failed");
-  std::string text(url);
-  if (curl_url_set(parsed.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
-    return InvalidArgument("not an absolute URL: " + RedactUrl(url));
-  }
-  std::optional<std::string> scheme = UrlPart(parsed.get(), CURLUPART_SCHEME, 0);
-  std::optional<std::string> host = UrlPart(parsed.get(), CURLUPART_HOST, 0);
-  std::optional<std::string> port = UrlPart(parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
-  if (!scheme || !host || host->empty() || !port) return InvalidArgument("URL without scheme, host or port: " + RedactUrl(url));
-  return UrlOrigin{AsciiLower(*scheme), AsciiLower(*host), *port};
-}
-
-bool OriginNamedIn(const UrlOrigin& origin, const std::vector<std::string>& hosts) {
-  for (const std::string& host : hosts) {
-    // The entry borrows the origin's scheme so that a bare HOST means that scheme's default port.
-    Result<UrlOrigin> named = ParseUrlOrigin(origin.scheme + "://" + host);
-    if (named && named->host == origin.host && named->port == origin.port) return true;
-  }
-  return false;
-}
 
 std::vector<std::string> AuthFileLocations::Files() const {
   std::vector<std::string> files;
@@ -271,16 +233,13 @@ Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challe
                                                      std::chrono::milliseconds timeout) {
   std::string realm = challenge.Param("realm");
   LAZYFS_TRY(CheckRealm(realm));
-  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
-  bool first = true;
-  auto add = [&](const std::string& name, const std::string& value) {
-    if (value.empty()) return;
-    url += (first ? "" : "&") + name + "=" + UrlQueryEscape(value);
-    first = false;
-  };
-  add("service", challenge.Param("service"));
+  std::vector<std::pair<std::string, std::string>> params;
+  if (std::string service = challenge.Param("service"); !service.empty()) params.emplace_back("service", service);
   // Ask for the scope our request needs; the challenge's own scope is the server's hint for the same.
-  add("scope", scope.empty() ? challenge.Param("scope") : scope);
+  if (std::string wanted = scope.empty() ? challenge.Param("scope") : scope; !wanted.empty()) {
+    params.emplace_back("scope", wanted);
+  }
+  std::string url = LAZYFS_TRY(WithQuery(realm, params));
   HttpRequest request;
   request.url = url;
   request.timeout = timeout;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "fetch/url.h"
 #include "fetch/http_transport.h"
 
 namespace lazyfs::fetch {
@@ -49,25 +50,6 @@ std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header);
 
 // "Basic base64(user:password)".
 std::string BasicAuthorization(const Credentials& credentials);
-
-// The origin of a URL (RFC 6454): scheme and host lower-cased, the port always explicit (the scheme's
-// default when the URL names none), so "https://Reg.example/v2/" and "https://reg.example:443" compare
-// equal. Parsed by libcurl's URL API, the parser the transport itself uses.
-struct UrlOrigin {
-  std::string scheme;
-  std::string host;
-  std::string port;
-
-  bool operator==(const UrlOrigin&) const = default;
-  std::string ToString() const { return scheme + "://" + host + ":" + port; }
-};
-
-// kInvalidArgument when `url` is not an absolute URL libcurl accepts.
-Result<UrlOrigin> ParseUrlOrigin(std::string_view url);
-
-// Whether `origin` is one of `hosts` ("HOST[:PORT]" as given to --insecure-registry; a missing port is
-// the default port of `origin`'s scheme).
-bool OriginNamedIn(const UrlOrigin& origin, const std::vector<std::string>& hosts);
 
 // Where the auth files are looked for; FromProcess reads the environment. Tests fill it by hand.
 struct AuthFileLocations {

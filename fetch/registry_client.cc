@@ -67,27 +67,6 @@ std::string OriginText(std::string_view url) {
   return origin ? origin->ToString() : RedactUrl(url);
 }
 
-struct CurlUrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-
-// `reference` (absolute, absolute-path or relative) resolved against `base` by libcurl's URL API.
-Result<std::string> ResolveUrl(const std::string& base, const std::string& reference) {
-  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl_url());
-  if (!url) return Internal("curl_url failed");
-  if (curl_url_set(url.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK ||
-      curl_url_set(url.get(), CURLUPART_URL, reference.c_str(), 0) != CURLUE_OK) {
-    return Corrupt("upload Location " + RedactUrl(reference) + " does not resolve against " + RedactUrl(base));
-  }
-  char* text = nullptr;
-  if (curl_url_get(url.get(), CURLUPART_URL, &text, 0) != CURLUE_OK || text == nullptr) {
-    return Corrupt("upload Location " + RedactUrl(reference) + " does not resolve");
-  }
-  std::string out(text);
-  curl_free(text);
-  return out;
-}
-
 }  // namespace
 
 struct RegistryClient::Endpoint {
@@ -550,11 +529,11 @@ Status RegistryClient::UploadBlob(const std::string& repo, const Sha256Digest& d
     if (location.empty()) return Corrupt(what + ": upload session without a Location");
     // Location may be absolute, absolute-path, or (rarely) relative to the uploads URL: resolved as a URI
     // reference against the URL that answered the POST.
-    location = LAZYFS_TRY(ResolveUrl(started.effective_url.empty() ? origin_->base_url + "/v2/" + repo + "/blobs/uploads/"
-                                                                   : started.effective_url,
-                                     location));
-    std::string put_url = location + (location.find('?') == std::string::npos ? "?" : "&") +
-                          "digest=" + UrlQueryEscape(digest.ToString());
+    Result<std::string> resolved = ResolveUrl(
+        started.effective_url.empty() ? origin_->base_url + "/v2/" + repo + "/blobs/uploads/" : started.effective_url,
+        location);
+    if (!resolved) return Corrupt("upload Location: " + resolved.error().message());
+    std::string put_url = LAZYFS_TRY(WithQuery(*resolved, {{"digest", digest.ToString()}}));
     auto put = [&](const std::string&) {
       HttpRequest request;
       request.method = "PUT";

@@ -146,31 +146,6 @@ TEST_CASE("AuthFileLocations: candidate files in precedence order") {
   CHECK(AuthFileLocations{}.Files().empty());
 }
 
-TEST_CASE("ParseUrlOrigin: scheme, host and explicit port, compared as origins") {
-  auto https = ParseUrlOrigin("https://Reg.Example/v2/app?x=1");
-  REQUIRE(https);
-  CHECK(https->scheme == "https");
-  CHECK(https->host == "reg.example");
-  CHECK(https->port == "443");
-  CHECK(https->ToString() == "https://reg.example:443");
-  CHECK(*https == *ParseUrlOrigin("https://reg.example:443"));
-  CHECK_FALSE(*https == *ParseUrlOrigin("http://reg.example"));
-  CHECK_FALSE(*https == *ParseUrlOrigin("https://reg.example:5000"));
-  CHECK_FALSE(*https == *ParseUrlOrigin("https://reg.example.evil.test"));
-  CHECK(ParseUrlOrigin("http://user:pw@127.0.0.1:5000/x")->ToString() == "http://127.0.0.1:5000");
-  CHECK_FALSE(ParseUrlOrigin("not a url"));
-  CHECK_FALSE(ParseUrlOrigin("/v2/relative"));
-}
-
-TEST_CASE("OriginNamedIn: HOST means the scheme's default port, HOST:PORT that port") {
-  UrlOrigin realm = *ParseUrlOrigin("http://auth.test/token");
-  CHECK(OriginNamedIn(realm, {"other", "auth.test"}));
-  CHECK(OriginNamedIn(realm, {"auth.test:80"}));
-  CHECK_FALSE(OriginNamedIn(realm, {"auth.test:8080"}));
-  CHECK_FALSE(OriginNamedIn(realm, {}));
-  CHECK(OriginNamedIn(*ParseUrlOrigin("http://auth.test:8080/t"), {"auth.test:8080"}));
-}
-
 TEST_CASE("RegistryAuth: the token request gets the caller's timeout and https-only realms from an https registry") {
   auto transport = std::make_shared<testing::FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> {
     return testing::MakeResponse(200, R"({"token":"t"})");

@@ -59,7 +59,7 @@ TEST_CASE("RegistryClient: bearer flow fetches a token once per scope and reuses
   Harness h([&](const HttpRequest& r) -> Result<HttpResponse> {
     if (r.url.starts_with("http://auth.test/token")) {
       ++token_requests;
-      CHECK(r.url == "http://auth.test/token?service=reg.test&scope=repository%3Aapp%3Apull");
+      CHECK(r.url == "http://auth.test/token?service=reg.test&scope=repository%3aapp%3apull");
       CHECK(RequestHeader(r, "Authorization").empty());  // anonymous: no credentials configured
       return MakeResponse(200, R"({"token":"tok-1","expires_in":300})");
     }
@@ -407,11 +407,11 @@ TEST_CASE("RegistryClient: monolithic upload is POST then PUT ?digest= with the 
   std::string expected_put;
   SUBCASE("absolute-path Location that already has a query") {
     location = "/v2/app/blobs/uploads/u-1?_state=abc";
-    expected_put = std::string(kBase) + "/v2/app/blobs/uploads/u-1?_state=abc&digest=sha256%3A" + digest.Hex();
+    expected_put = std::string(kBase) + "/v2/app/blobs/uploads/u-1?_state=abc&digest=sha256%3a" + digest.Hex();
   }
   SUBCASE("absolute Location on another host") {
     location = "http://upload.test/session/7";
-    expected_put = "http://upload.test/session/7?digest=sha256%3A" + digest.Hex();
+    expected_put = "http://upload.test/session/7?digest=sha256%3a" + digest.Hex();
   }
   Harness h([&](const HttpRequest& r) -> Result<HttpResponse> {
     if (r.method == "POST") {

@@ -41,7 +41,7 @@ class FakeRegistry {
         return MakeResponse(202, "", {{"location", path + "session" + std::to_string(++sessions_) + "?_state=s"}});
       }
       std::string digest = query.substr(query.find("digest=") + 7);
-      digest.replace(digest.find("%3A"), 3, ":");
+      digest.replace(digest.find("%3a"), 3, ":");
       std::ifstream in(r.body_file, std::ios::binary);
       std::stringstream data;
       data << in.rdbuf();

@@ -28,7 +28,7 @@ struct FakeRegistry {
     auto digest_at = [](const std::string& url) { return url.substr(url.rfind('/') + 1); };
     if (r.method == "POST") return MakeResponse(202, "", {{"location", "/v2/app/blobs/uploads/u"}});
     if (r.method == "PUT" && r.url.find("/blobs/uploads/") != std::string::npos) {
-      std::string digest = "sha256:" + r.url.substr(r.url.find("sha256%3A") + 9);
+      std::string digest = "sha256:" + r.url.substr(r.url.find("sha256%3a") + 9);
       Result<std::string> body = ReadWholeFile(r.body_file);
       if (!body) return MakeResponse(500);
       blobs[digest] = *body;
