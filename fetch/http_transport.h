@@ -89,6 +89,9 @@ class HttpTransport {
 struct CurlTransportOptions {
   // Extra CA bundle (PEM) to trust instead of the system store, e.g. a private registry's CA.
   std::string ca_file;
+  // A .netrc file whose machine entries give credentials for hosts the URL names none for (package
+  // indexes; the registry client has its own auth files). Empty: none.
+  std::string netrc_file;
   // Peer and host verification. Only tests turn this off; plain http needs no TLS at all.
   bool verify_tls = true;
   std::chrono::milliseconds connect_timeout{10'000};

@@ -24,23 +24,8 @@ constexpr std::string_view kManifestAccept =
     "application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json";
 
-bool Is2xx(int status) { return status >= 200 && status < 300; }
-
 std::string PullScope(const std::string& repo) { return "repository:" + repo + ":pull"; }
 std::string PushScope(const std::string& repo) { return "repository:" + repo + ":pull,push"; }
-
-// Retry-After is either delta-seconds or an HTTP-date (RFC 9110 10.2.3).
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  std::optional<std::string> value = response.Header("retry-after");
-  if (!value || value->empty()) return std::nullopt;
-  if (value->find_first_not_of("0123456789") == std::string::npos && value->size() < 10) {
-    return std::chrono::seconds(std::stoll(*value));
-  }
-  time_t when = curl_getdate(value->c_str(), nullptr);
-  if (when < 0) return std::nullopt;
-  time_t now = std::time(nullptr);
-  return std::chrono::seconds(when > now ? when - now : 0);
-}
 
 std::optional<uint64_t> ParseUint(std::string_view text) {
   if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string_view::npos) {
@@ -80,25 +65,6 @@ struct RegistryClient::Endpoint {
   RegistryAuth auth;
 };
 
-Error HttpStatusError(const HttpResponse& response, const std::string& what) {
-  std::string detail;
-  nlohmann::json doc = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_discarded() && doc.is_object()) {
-    auto errors = doc.find("errors");
-    if (errors != doc.end() && errors->is_array() && !errors->empty() && (*errors)[0].is_object()) {
-      const nlohmann::json& first = (*errors)[0];
-      detail = first.value("code", std::string()) + ": " + first.value("message", std::string());
-    }
-  }
-  std::string message = fmt::format("{}: HTTP {}{}", what, response.status, detail.empty() ? "" : " (" + detail + ")");
-  int status = response.status;
-  if (status == 404) return Error(ErrorCode::kNotFound, message);
-  if (status == 401 || status == 403) return Error(ErrorCode::kPermission, message);
-  if (status == 416) return Error(ErrorCode::kCorrupt, message + ": range beyond the end of the blob");
-  if (status == 429 || status >= 500) return Error(ErrorCode::kNetwork, message, /*retryable=*/true);
-  return Error(ErrorCode::kNetwork, message);
-}
-
 std::optional<ContentRange> ParseContentRange(std::string_view value) {
   if (!value.starts_with("bytes ")) return std::nullopt;
   value.remove_prefix(6);
@@ -130,15 +96,7 @@ RegistryClient::~RegistryClient() = default;
 
 std::string RegistryClient::BaseUrl() const { return (options_.insecure ? "http://" : "https://") + host_; }
 
-std::chrono::milliseconds RegistryClient::Backoff(int attempt) const {
-  double delay = static_cast<double>(options_.retry.base_backoff.count()) * std::pow(2.0, attempt - 1);
-  delay = std::min(delay, static_cast<double>(options_.retry.max_backoff.count()));
-  // Jitter spreads the retries of many FUSE threads (and many hosts) that failed together.
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  double jitter = std::clamp(options_.retry.jitter, 0.0, 1.0);
-  std::uniform_real_distribution<double> factor(1.0 - jitter, 1.0 + jitter);
-  return std::chrono::milliseconds(static_cast<int64_t>(delay * factor(rng)));
-}
+std::chrono::milliseconds RegistryClient::Backoff(int attempt) const { return BackoffDelay(options_.retry, attempt); }
 
 void RegistryClient::Sleep(std::chrono::milliseconds delay) const {
   if (options_.sleep) {
@@ -163,9 +121,7 @@ bool RegistryClient::PrepareAttempt(Endpoint& endpoint, const std::string& scope
     // is what makes a stalled or crawling registry end in a bounded error.
     auto left = std::chrono::duration_cast<milliseconds>(*deadline - Now());
     if (left <= milliseconds(0)) return false;
-    // An attempt that is not the last gets at most half the time left (but a second at least), so one
-    // stalled connection still leaves room for a retry on a fresh one.
-    milliseconds budget = attempt < max_attempts ? std::max(left / 2, std::min(left, milliseconds(1000))) : left;
+    milliseconds budget = AttemptBudget(left, attempt, max_attempts);
     if (request.timeout.count() == 0 || request.timeout > budget) request.timeout = budget;
   }
   // Credentials belong to the endpoint's origin: an upload Location on another host goes anonymous.
@@ -207,10 +163,7 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
                                  what, OriginText(answered), OriginText(endpoint.base_url)));
       }
     }
-    if (!result) {
-      if (!result.error().retryable()) return std::move(result).error();
-      failure = std::move(result).error();
-    } else if (result->status == 401 && !refreshed) {
+    if (result && result->status == 401 && !refreshed) {
       // The token request is part of this operation, so it gets no more than the time left.
       milliseconds token_timeout = options_.request_timeout;
       if (deadline) {
@@ -227,18 +180,10 @@ Result<HttpResponse> RegistryClient::Execute(Endpoint& endpoint, const std::stri
       }
       if (!learned.error().retryable()) return std::move(learned).error().Context(what);
       failure = std::move(learned).error();
-    } else if (Is2xx(result->status)) {
-      Status judged = check ? check(*result) : Ok();
-      if (judged) return result;
-      if (!judged.error().retryable()) return std::move(judged).error();
-      failure = std::move(judged).error();
-    } else if (result->status == 429 || result->status >= 500) {
-      failure = HttpStatusError(*result, what);
-      if (std::optional<milliseconds> asked = RetryAfter(*result)) {
-        delay = std::min(*asked, options_.retry.max_retry_after);
-      }
+    } else if (std::optional<Error> retry = RetryableFailure(result, check, options_.retry, what, delay)) {
+      failure = std::move(retry);
     } else {
-      return result;  // a definite answer (404, 403, 416, a second 401): the caller maps it
+      return result;  // a 2xx that passed `check`, a definite answer (404, 403, 416, a second 401) or an error
     }
     if (attempt >= max_attempts) return *std::move(failure);
     // A wait that would end past the deadline cannot lead to a success in time: give up now.

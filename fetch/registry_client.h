@@ -38,21 +38,11 @@
 
 #include "common/digest.h"
 #include "common/result.h"
+#include "fetch/http_retry.h"
 #include "fetch/http_transport.h"
 #include "fetch/registry_auth.h"
 
 namespace lazyfs::fetch {
-
-struct RetryPolicy {
-  int max_attempts = 5;  // per operation, on the origin; 1 disables retries
-  std::chrono::milliseconds base_backoff{200};  // doubled per attempt
-  std::chrono::milliseconds max_backoff{10'000};
-  double jitter = 0.5;  // each delay is scaled by a uniform factor in [1 - jitter, 1 + jitter]
-  // Retry-After is honoured up to this much; a server asking for longer gets this.
-  std::chrono::milliseconds max_retry_after{60'000};
-};
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct RegistryClientOptions {
   bool insecure = false;  // plain http instead of https (only for registries the user marked insecure)
