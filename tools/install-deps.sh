@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential pkg-config meson ninja-build
   libfuse3-dev liblmdb-dev libxxhash-dev libssl-dev libcurl4-openssl-dev
-  nlohmann-json3-dev libarchive-dev libzstd-dev zlib1g-dev libcli11-dev libfmt-dev doctest-dev
+  nlohmann-json3-dev libarchive-dev libzstd-dev zlib1g-dev libxml2-dev libcli11-dev libfmt-dev doctest-dev
   # run
   fuse3 ca-certificates tini  # tini: PID 1 of `lazyfs run` containers
   # tests, demo and benchmarks: real tools, no fakes

@@ -26,7 +26,7 @@ bool Eval(std::string_view marker, const MarkerEnvironment& env) {
   Result<Marker> m = Marker::Parse(marker);
   REQUIRE_MESSAGE(m, std::string(marker));
   Result<bool> result = m->Evaluate(env);
-  REQUIRE_MESSAGE(result, result.error().message());
+  REQUIRE_MESSAGE(result, (result ? std::string() : result.error().message()));
   return *result;
 }
 
