@@ -17,6 +17,7 @@ void AddTraceCommand(CLI::App& app, int& exit_code);     // trace show|merge|rep
 void AddPushCommand(CLI::App& app, int& exit_code);      // push
 void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve);  // run
 void AddPsCommand(CLI::App& app, int& exit_code);        // ps
+void AddPkgCommand(CLI::App& app, int& exit_code);       // pkg show
 
 // --version and --log-level (default "info", bound to `log_level`, which must outlive the parse); one
 // subcommand required.

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   lazyfs::tools::AddPushCommand(app, exit_code);
   lazyfs::tools::AddRunCommand(app, exit_code, lazyfs::tools::ResolveImageRef);
   lazyfs::tools::AddPsCommand(app, exit_code);
+  lazyfs::tools::AddPkgCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

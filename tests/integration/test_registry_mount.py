@@ -36,6 +36,7 @@ import imagebuilder  # noqa: E402
 import recipes  # noqa: E402
 import treecmp  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
+from nginx_harness import NginxServer  # noqa: E402
 from registry_harness import Registry, free_port, write_oci_layout  # noqa: E402
 
 TOC_ANNOTATION = "containerd.io/snapshot/stargz/toc.digest"
@@ -61,89 +62,21 @@ def file_bytes(path, offset, length):
         return f.read(length)
 
 
-class Nginx:
+def Nginx(upstream):
     """nginx as a caching reverse proxy (a registry mirror) in front of `upstream`, on 127.0.0.1."""
-
-    def __init__(self, upstream):
-        self.upstream = upstream
-        self.dir = tempfile.mkdtemp(prefix="lazyfs-nginx-")
-        self.port = free_port()
-        self.process = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        d = self.dir
-        for sub in ("cache", "body", "proxy", "fcgi", "uwsgi", "scgi"):
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
-        config = f"""
-worker_processes 1;
-daemon off;
-user root;  # workers must write the cache and temp dirs, which mkdtemp made private to root
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
+    return NginxServer(lambda port, d: f"""
   proxy_cache_path {d}/cache keys_zone=blobs:10m max_size=2g inactive=1h;
   server {{
-    listen 127.0.0.1:{self.port};
+    listen 127.0.0.1:{port};
     location /v2/ {{
-      proxy_pass http://{self.upstream};
+      proxy_pass http://{upstream};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_cache blobs;
       proxy_cache_valid 200 1h;
       proxy_force_ranges on;
     }}
-  }}
-}}
-"""
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(config)
-        self.process = subprocess.Popen(["nginx", "-c", path, "-p", d], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import socket
-        def listening():
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited: {self.error_log()}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
-        harness.wait_for(listening, 20, "nginx to listen")
-        return self
-
-    def error_log(self):
-        try:
-            with open(os.path.join(self.dir, "error.log")) as f:
-                return f.read()[-2000:]
-        except OSError:
-            return ""
-
-    def access_log(self):
-        try:
-            with open(os.path.join(self.dir, "access.log")) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def __exit__(self, *exc):
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return False
+  }}""")
 
 
 class RegistryMountTest(unittest.TestCase):
