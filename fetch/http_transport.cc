@@ -6,14 +6,6 @@
 
 namespace lazyfs::fetch {
 
-std::string AsciiLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string RedactUrl(std::string_view url) {
   std::string_view rest = url;
   std::string out;

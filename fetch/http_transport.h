@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.h"  // AsciiLower: header names are case-insensitive
 #include "common/result.h"
 
 namespace lazyfs::fetch {
@@ -109,8 +110,6 @@ struct CurlTransportOptions {
 // Errors from construction (curl_multi_init failing) are kInternal.
 Result<std::unique_ptr<HttpTransport>> NewCurlTransport(const CurlTransportOptions& options);
 
-// Lower-cases ASCII letters (header names are case-insensitive).
-std::string AsciiLower(std::string_view text);
 
 // A URL fit for log lines and error messages: user:password@ and the query (upload URLs carry signed
 // session state there, token URLs carry scopes and accounts) are dropped.

@@ -3,6 +3,8 @@
 // Thread safety: pure functions, reentrant.
 #include "pkg/names.h"
 
+#include "common/ascii.h"
+
 namespace lazyfs::pkg {
 namespace {
 
@@ -20,7 +22,7 @@ std::string CanonicalName(std::string_view name) {
       while (i + 1 < name.size() && IsSeparator(name[i + 1])) ++i;
       out += '-';
     } else {
-      out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      out += AsciiLower(c);
     }
   }
   return out;

@@ -1,11 +1,13 @@
 // Text helpers the PEP parsers share: Python's idea of whitespace (`str.strip()` and the `\s` of its
-// regular expressions, which include Unicode spaces such as U+00A0 and U+3000) and ASCII case folding.
+// regular expressions, which include Unicode spaces such as U+00A0 and U+3000).
 //
 // Thread safety: pure functions.
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "common/ascii.h"  // AsciiLower, AsciiIEquals
 
 namespace lazyfs::pkg {
 
@@ -15,9 +17,5 @@ std::string_view StripPythonSpace(std::string_view text);
 // Whether `text` holds any Python whitespace character.
 bool HasPythonSpace(std::string_view text);
 
-std::string AsciiLower(std::string_view text);
-
-// ASCII case-insensitive equality.
-bool AsciiIEquals(std::string_view a, std::string_view b);
 
 }  // namespace lazyfs::pkg

@@ -18,7 +18,7 @@ class Scanner {
   size_t pos() const { return pos_; }
   void Reset(size_t pos) { pos_ = pos; }
   bool AtEnd() const { return pos_ == text_.size(); }
-  char Peek() const { return AtEnd() ? '\0' : Lower(text_[pos_]); }
+  char Peek() const { return AtEnd() ? '\0' : AsciiLower(text_[pos_]); }
 
   bool Take(char c) {
     if (Peek() != c) return false;
@@ -56,7 +56,6 @@ class Scanner {
   std::string_view Slice(size_t from) const { return text_.substr(from, pos_ - from); }
 
  private:
-  static char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
   std::string_view text_;
   size_t pos_ = 0;
 };
