@@ -131,10 +131,7 @@ struct Fixture {
       : layer(Edited(Layer(files, corrupt), edit)),
         tree(UnionTree::Build({layer.index}, [](uint32_t, const std::string&, const std::string&) {})),
         blobs(layer.blob) {
-    cache::CacheOptions options;
-    options.dir = dir.path + "/cache";
-    options.access_flush_interval = std::chrono::milliseconds(0);
-    store = std::move(cache::ChunkStore::Open(options).value());
+    store = test::OpenTestStore(dir.path + "/cache");
     fetch::Descriptor d;
     d.digest = blobs.digest();
     d.size = layer.blob.size();

@@ -1,4 +1,4 @@
-// Helpers for the eStargz tests: tars built with libarchive, an in-memory BlobReader, whole-blob gunzip.
+// Helpers for the fs tests: tars built with libarchive, an in-memory BlobReader, whole-blob gunzip, a test store.
 //
 // Thread safety: test-only; FakeBlobReader may be read from several threads once its blobs are added.
 #pragma once
@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache/chunk_store.h"
 #include "common/fd.h"
 #include "fetch/blob_reader.h"
 #include "fs/estargz.h"
@@ -208,6 +209,14 @@ class FakeBlobReader : public fetch::BlobReader {
  private:
   std::map<Sha256Digest, std::string> blobs_;
 };
+
+// A real LMDB store under `dir` that records accesses at once (tests look at them right away).
+inline std::unique_ptr<cache::ChunkStore> OpenTestStore(const std::string& dir) {
+  cache::CacheOptions options;
+  options.dir = dir;
+  options.access_flush_interval = std::chrono::milliseconds(0);
+  return std::move(cache::ChunkStore::Open(options).value());
+}
 
 inline fetch::Descriptor LayerDescriptor(const Sha256Digest& digest, const std::string& blob,
                                          const std::optional<Sha256Digest>& toc_digest) {

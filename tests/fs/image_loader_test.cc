@@ -36,10 +36,7 @@ struct ImageFixture {
   // `toc_digest_ok` false: the eStargz layer's annotation names another TOC (the layer is still a valid
   // tar.gz, so it must load through the whole-layer path). `lose_plain_blob`: the registry lacks layer 1.
   explicit ImageFixture(bool toc_digest_ok = true, bool lose_plain_blob = false) {
-    cache::CacheOptions options;
-    options.dir = dir.path + "/cache";
-    options.access_flush_interval = std::chrono::milliseconds(0);
-    store = std::move(cache::ChunkStore::Open(options).value());
+    store = test::OpenTestStore(dir.path + "/cache");
 
     test::TarBuilder lower;
     lower.Dir("etc").File("etc/os-release", "lower\n").File("etc/big", lower_big).File("etc/gone", "x");

@@ -27,10 +27,7 @@ struct TarFixture {
   fetch::Descriptor layer;
 
   TarFixture() {
-    cache::CacheOptions options;
-    options.dir = dir.path + "/cache";
-    options.access_flush_interval = std::chrono::milliseconds(0);
-    store = std::move(cache::ChunkStore::Open(options).value());
+    store = test::OpenTestStore(dir.path + "/cache");
     test::TarBuilder tar;
     tar.Dir("usr").File("usr/small", "hello").File("usr/big", big).Symlink("usr/link", "small");
     blob = test::Gzip(tar.Finish());

@@ -92,6 +92,18 @@ def main(argv=None):
     sys.exit(SKIPPED_EXIT if result.skipped and ran == 0 else 0)
 
 
+def stop_process(process, timeout=10):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; reaps it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_for(condition, timeout, what, interval=0.02):
     """Poll `condition()` until true or `timeout` seconds pass; raises AssertionError naming `what`."""
     deadline = time.monotonic() + timeout

@@ -86,12 +86,6 @@ http {{
         open(os.path.join(self.dir, "access.log"), "w").close()
 
     def __exit__(self, *exc):
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        harness.stop_process(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
         return False

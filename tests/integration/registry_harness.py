@@ -30,6 +30,8 @@ import urllib.error
 import urllib.request
 import warnings
 
+import harness
+
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 SKOPEO_BIN = shutil.which("skopeo") or "/usr/bin/skopeo"
 
@@ -166,14 +168,8 @@ class Registry:
 
     def stop_process(self):
         """Stops the registry but keeps its storage, config and port for restart_process()."""
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        harness.stop_process(self.process)
+        self.process = None
 
     def restart_process(self):
         """Starts the registry again on the same port with the same storage (after stop_process)."""

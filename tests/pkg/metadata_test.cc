@@ -2,11 +2,10 @@
 // and the refusals (missing fields, garbage lines, bad bytes, a hostile size).
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/fd.h"
 #include "pkg/metadata.h"
 
 #ifndef LAZYFS_PKG_TEST_DATA
@@ -16,13 +15,8 @@
 namespace lazyfs::pkg {
 namespace {
 
-std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(LAZYFS_PKG_TEST_DATA) + "/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), name);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+// A file of tests/pkg/data.
+std::string ReadFixture(const std::string& name) { return ReadWholeFile(std::string(LAZYFS_PKG_TEST_DATA) + "/" + name).value(); }
 
 CoreMetadata Parse(std::string_view text) { return ParseCoreMetadata(text, "test/METADATA").value(); }
 

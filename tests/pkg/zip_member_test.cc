@@ -7,12 +7,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/fd.h"
 #include "pkg/metadata.h"
 #include "pkg/zip_member.h"
 #include "tests/pkg/zip_builder.h"
@@ -96,13 +95,8 @@ void CheckZipError(std::string zip, ErrorCode code, std::string_view needle, std
   CheckError(Read(remote, name, limits), code, needle);
 }
 
-std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(LAZYFS_PKG_TEST_DATA) + "/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), name);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+// A file of tests/pkg/data.
+std::string ReadFixture(const std::string& name) { return ReadWholeFile(std::string(LAZYFS_PKG_TEST_DATA) + "/" + name).value(); }
 
 }  // namespace
 
