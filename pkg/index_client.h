@@ -26,6 +26,7 @@
 #include "fetch/http_retry.h"
 #include "fetch/http_transport.h"
 #include "pkg/index_page.h"
+#include "pkg/package_source.h"
 
 namespace lazyfs::pkg {
 
@@ -53,26 +54,17 @@ struct IndexCounters {
   std::atomic<uint64_t> cache_hits{0};     // metadata served from the cache without a request
 };
 
-// How a file's metadata was obtained, for `lazyfs pkg show` and the resolver's report.
-enum class MetadataSource { kCache, kMetadataFile, kWheelRanges };
-std::string_view MetadataSourceName(MetadataSource source);
-
-struct FetchedMetadata {
-  std::string text;  // the METADATA file
-  MetadataSource source = MetadataSource::kCache;
-};
-
-class IndexClient {
+class IndexClient : public PackageSource {
  public:
   IndexClient(std::shared_ptr<fetch::HttpTransport> transport, IndexClientOptions options,
               std::shared_ptr<IndexCache> cache = nullptr);
 
   // Every file every index lists for `project` (any spelling of its name), in index order. kNotFound
   // when no index knows the project; errors name the page URL and the cause.
-  Result<std::vector<IndexFile>> ProjectFiles(std::string_view project);
+  Result<std::vector<IndexFile>> ProjectFiles(std::string_view project) override;
 
   // The core metadata of `file` (a wheel, or any file with a metadata file). `project` is for messages.
-  Result<FetchedMetadata> Metadata(const IndexFile& file, std::string_view project);
+  Result<FetchedMetadata> Metadata(const IndexFile& file, std::string_view project) override;
 
   const IndexCounters& counters() const { return counters_; }
 
