@@ -162,6 +162,17 @@ class Resolver {
       constraints_.push_back(Need{name, name, r.specifier, NeedText(r), kConstraint, line.where, line.hashes});
     }
     if (roots_.empty()) return InvalidArgument("no requirements to resolve (every marker is false for the target)");
+    // pip's hash-checking mode: one --hash anywhere means every dist installed is pinned and hashed.
+    auto hashed = std::find_if(roots_.begin(), roots_.end(), [](const Need& n) { return !n.hashes.empty(); });
+    if (hashed != roots_.end()) {
+      hash_mode_where_ = hashed->where;
+      for (const Need& n : roots_) {
+        if (!IsExactPin(n.specifier)) {
+          return InvalidArgument("'" + n.text + "' (" + n.where + ") is not pinned with ==, and a --hash (" +
+                                 hash_mode_where_ + ") asks for hash-checking mode, where every requirement is");
+        }
+      }
+    }
     return Ok();
   }
 
@@ -495,7 +506,26 @@ class Resolver {
     request_.progress(p);
   }
 
+  // In hash-checking mode every dist chosen must be one the requirements gave hashes for.
+  Status CheckHashMode() const {
+    if (hash_mode_where_.empty()) return Ok();
+    std::string missing;
+    for (const Decision& d : stack_) {
+      if (d.key != d.name) continue;
+      bool hashed = std::any_of(roots_.begin(), roots_.end(), [&](const Need& n) { return n.name == d.name && !n.hashes.empty(); });
+      if (hashed) continue;
+      auto sha256 = d.chosen->file.hashes.find("sha256");
+      missing += "\n  " + d.name + "==" + d.chosen->version.ToString() + " --hash=sha256:" +
+                 (sha256 == d.chosen->file.hashes.end() ? "<unknown>" : sha256->second) + "   # " +
+                 NeedList(d.needs);
+    }
+    if (missing.empty()) return Ok();
+    return InvalidArgument("hash-checking mode (a --hash in " + hash_mode_where_ +
+                           "): these dists have no --hash in the requirements; add them as" + missing);
+  }
+
   Result<Resolution> Finish() const {
+    LAZYFS_TRY(CheckHashMode());
     Resolution out;
     out.warnings = warnings_;
     out.attempts = attempts_;
@@ -539,6 +569,7 @@ class Resolver {
   std::map<std::string, std::unique_ptr<Project>> projects_;
   std::map<std::string, std::unique_ptr<Dependencies>> dependencies_;
   std::vector<std::string> warnings_;
+  std::string hash_mode_where_;  // the first root line with a --hash; "" when not in hash-checking mode
   size_t attempts_ = 0;
   size_t backjumps_ = 0;
 };

@@ -11,6 +11,9 @@
 // failures (not merely the previous one), carrying the reasons along, so the final message is a tree:
 // which requirement chain asked for which ranges, and why each version tried did not fit.
 //
+// A --hash on any requirement turns on pip's hash-checking mode: every requirement must be an == pin,
+// and every dist chosen must have hashes given for it (the error lists the lines to add).
+//
 // Extras (`b[x]`) are projects of their own whose candidate V depends on `b==V` plus the dependencies
 // the extra adds, as pip models them; markers are evaluated for the target with `extra` set to each
 // extra asked for. Wheels only: a project with nothing but sdists has no candidates.

@@ -14,6 +14,7 @@ packages=(
   python3 umoci skopeo stargz-snapshotter containerd docker-registry nginx-light crun mmdebstrap
   attr lmdb-utils openssl apache2-utils zstd util-linux iproute2 procps psmisc
   python3-matplotlib  # HelloBench plots (util-linux: fincore, iproute2: netns + tc tbf)
+  python3-pip  # the reference resolver the pkg tests and benchmark compare with
 )
 
 missing=()

@@ -104,7 +104,9 @@ class PackageIndex:
             if f["yanked"] is not None:
                 attrs += f' data-yanked="{html.escape(f["yanked"])}"'
             if with_metadata and f["metadata_sha256"]:
+                # PEP 714: both names, so that installers from before it (Debian's pip 23) find the file too.
                 attrs += f' data-core-metadata="sha256={f["metadata_sha256"]}"'
+                attrs += f' data-dist-info-metadata="sha256={f["metadata_sha256"]}"'
             links.append(f"<a{attrs}>{f['filename']}</a><br/>")
         with open(os.path.join(d, "index.html"), "w") as out:
             out.write("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">"
@@ -124,6 +126,7 @@ class PackageIndex:
                 e["yanked"] = f["yanked"] or True
             if f["metadata_sha256"]:
                 e["core-metadata"] = {"sha256": f["metadata_sha256"]}
+                e["dist-info-metadata"] = {"sha256": f["metadata_sha256"]}
             entries.append(e)
         with open(os.path.join(d, "index.json"), "w") as out:
             json.dump({"meta": {"api-version": "1.1"}, "name": project, "files": entries}, out)

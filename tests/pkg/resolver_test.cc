@@ -13,6 +13,7 @@
 namespace lazyfs::pkg {
 namespace {
 
+// What one dist's METADATA and index entry say; built as Spec().Requires({...}).Yanked("why").
 struct DistSpec {
   std::vector<std::string> requires_dist;
   std::vector<std::string> provides_extra;
@@ -20,7 +21,15 @@ struct DistSpec {
   std::optional<std::string> yanked;
   std::string tag = "py3-none-any";
   std::string metadata_name;  // "" = the project's own name
+
+  DistSpec& Requires(std::vector<std::string> v) { requires_dist = std::move(v); return *this; }
+  DistSpec& Extras(std::vector<std::string> v) { provides_extra = std::move(v); return *this; }
+  DistSpec& RequiresPython(std::string v) { requires_python = std::move(v); return *this; }
+  DistSpec& Yanked(std::string why) { yanked = std::move(why); return *this; }
+  DistSpec& Tag(std::string v) { tag = std::move(v); return *this; }
+  DistSpec& MetadataName(std::string v) { metadata_name = std::move(v); return *this; }
 };
+DistSpec Spec() { return {}; }
 
 class MemoryIndex : public PackageSource {
  public:
@@ -97,9 +106,9 @@ std::string ErrorOf(MemoryIndex& index, const ResolveRequest& request) {
 TEST_CASE("Resolve: the newest version of each project, transitively, with ranges honoured") {
   MemoryIndex index;
   index.Add("A", "1.0");
-  index.Add("A", "2.0", {.requires_dist = {"b-lib<2", "c"}});
+  index.Add("A", "2.0", Spec().Requires({"b-lib<2", "c"}));
   index.Add("b_lib", "1.0");
-  index.Add("b_lib", "1.5", {.requires_dist = {"C>=1"}});
+  index.Add("b_lib", "1.5", Spec().Requires({"C>=1"}));
   index.Add("b_lib", "2.0");
   index.Add("c", "0.9");
   index.Add("c", "1.1");
@@ -113,9 +122,9 @@ TEST_CASE("Resolve: the newest version of each project, transitively, with range
 
 TEST_CASE("Resolve: backtracks to an older version when a later project conflicts") {
   MemoryIndex index;
-  index.Add("a", "1.0", {.requires_dist = {"c>=1"}});
-  index.Add("a", "2.0", {.requires_dist = {"c<1"}});
-  index.Add("b", "1.0", {.requires_dist = {"c>=1"}});
+  index.Add("a", "1.0", Spec().Requires({"c>=1"}));
+  index.Add("a", "2.0", Spec().Requires({"c<1"}));
+  index.Add("b", "1.0", Spec().Requires({"c>=1"}));
   index.Add("c", "0.5");
   index.Add("c", "1.0");
   Result<Resolution> resolution = Resolve(RequestFor({"a", "b"}), index);
@@ -128,11 +137,11 @@ TEST_CASE("Resolve: jumps back over decisions that had no part in the conflict")
   MemoryIndex index;
   // x has many versions and nothing to do with the conflict between a and b.
   for (int v = 1; v <= 30; ++v) index.Add("x", std::to_string(v) + ".0");
-  index.Add("a", "1.0", {.requires_dist = {"b>=1"}});
-  index.Add("a", "2.0", {.requires_dist = {"b>=2"}});
+  index.Add("a", "1.0", Spec().Requires({"b>=1"}));
+  index.Add("a", "2.0", Spec().Requires({"b>=2"}));
   index.Add("b", "1.0");
-  index.Add("b", "2.0", {.requires_dist = {"d"}});
-  index.Add("d", "1.0", {.requires_dist = {"e<1"}});
+  index.Add("b", "2.0", Spec().Requires({"d"}));
+  index.Add("d", "1.0", Spec().Requires({"e<1"}));
   index.Add("e", "1.0");
   Result<Resolution> resolution = Resolve(RequestFor({"a", "x", "e"}), index);
   REQUIRE_MESSAGE(resolution, resolution.error().ToString());
@@ -142,8 +151,8 @@ TEST_CASE("Resolve: jumps back over decisions that had no part in the conflict")
 
 TEST_CASE("Resolve: a conflict names the chains of requirements and each version tried") {
   MemoryIndex index;
-  index.Add("a", "2.0", {.requires_dist = {"b<1"}});
-  index.Add("a", "2.1", {.requires_dist = {"b<1"}});
+  index.Add("a", "2.0", Spec().Requires({"b<1"}));
+  index.Add("a", "2.1", Spec().Requires({"b<1"}));
   index.Add("a", "1.0");
   index.Add("b", "0.5");
   index.Add("b", "1.5");
@@ -157,8 +166,8 @@ TEST_CASE("Resolve: a conflict names the chains of requirements and each version
 
 TEST_CASE("Resolve: a deep conflict is explained through the chain that forced it") {
   MemoryIndex index;
-  index.Add("top", "1.0", {.requires_dist = {"mid"}});
-  index.Add("mid", "1.0", {.requires_dist = {"leaf<1"}});
+  index.Add("top", "1.0", Spec().Requires({"mid"}));
+  index.Add("mid", "1.0", Spec().Requires({"leaf<1"}));
   index.Add("leaf", "0.1");
   index.Add("leaf", "2.0");
   std::string message = ErrorOf(index, RequestFor({"leaf>=1", "top"}));
@@ -177,17 +186,16 @@ TEST_CASE("Resolve: nothing fits a root requirement; a missing project says so")
   CHECK(message.find("no installable wheel for a>=2") != std::string::npos);
   CHECK(message.find("wheels that fit exist for 1.0") != std::string::npos);
   CHECK(ErrorOf(index, RequestFor({"nosuch"})).find("no index has a project named 'nosuch'") != std::string::npos);
-  index.Add("b", "1.0", {.requires_dist = {"ghost>=1"}});
+  index.Add("b", "1.0", Spec().Requires({"ghost>=1"}));
   message = ErrorOf(index, RequestFor({"b"}));
   CHECK(message.find("b 1.0 requires 'ghost>=1': no index has a project named 'ghost'") != std::string::npos);
 }
 
 TEST_CASE("Resolve: extras add their dependencies, also extras of dependencies, normalised (PEP 685)") {
   MemoryIndex index;
-  index.Add("a", "1.0", {.requires_dist = {"b[Fast_Mode]", "c; extra == 'Plot.X'", "d; python_version < '3'"},
-                         .provides_extra = {"plot.x"}});
-  index.Add("b", "1.0", {.requires_dist = {"e; extra == 'fast-mode'"}, .provides_extra = {"fast-mode"}});
-  index.Add("b", "2.0", {.requires_dist = {"e; extra == 'fast-mode'"}, .provides_extra = {"fast-mode"}});
+  index.Add("a", "1.0", Spec().Requires({"b[Fast_Mode]", "c; extra == 'Plot.X'", "d; python_version < '3'"}).Extras({"plot.x"}));
+  index.Add("b", "1.0", Spec().Requires({"e; extra == 'fast-mode'"}).Extras({"fast-mode"}));
+  index.Add("b", "2.0", Spec().Requires({"e; extra == 'fast-mode'"}).Extras({"fast-mode"}));
   index.Add("c", "1.0");
   index.Add("d", "1.0");
   index.Add("e", "1.0");
@@ -203,8 +211,8 @@ TEST_CASE("Resolve: extras add their dependencies, also extras of dependencies, 
 
 TEST_CASE("Resolve: an extra and its project stay on one version") {
   MemoryIndex index;
-  index.Add("a", "1.0", {.requires_dist = {"s; extra == 'x'"}, .provides_extra = {"x"}});
-  index.Add("a", "2.0", {.requires_dist = {"s<1; extra == 'x'"}, .provides_extra = {"x"}});
+  index.Add("a", "1.0", Spec().Requires({"s; extra == 'x'"}).Extras({"x"}));
+  index.Add("a", "2.0", Spec().Requires({"s<1; extra == 'x'"}).Extras({"x"}));
   index.Add("s", "1.0");
   index.Add("s", "0.5");
   // a[x] 2.0 would want s<1 against the root's s>=1, so both a and a[x] end on 1.0.
@@ -214,13 +222,13 @@ TEST_CASE("Resolve: an extra and its project stay on one version") {
 TEST_CASE("Resolve: Requires-Python, yanked files and the pre-release policy") {
   MemoryIndex index;
   index.Add("p", "1.0");
-  index.Add("p", "2.0", {.requires_python = ">=3.12"});
+  index.Add("p", "2.0", Spec().RequiresPython(">=3.12"));
   CHECK(PinsOf(index, RequestFor({"p"})) == "p==1.0");
   CHECK(ErrorOf(index, RequestFor({"p>=2"})).find("p 2.0: it requires Python >=3.12, the target is 3.11.7") !=
         std::string::npos);
 
   index.Add("y", "1.0");
-  index.Add("y", "1.1", {.yanked = "broken"});
+  index.Add("y", "1.1", Spec().Yanked("broken"));
   CHECK(PinsOf(index, RequestFor({"y"})) == "y==1.0");
   CHECK(PinsOf(index, RequestFor({"y==1.1"})) == "y==1.1");   // an exact pin may take a yanked file
 
@@ -238,15 +246,15 @@ TEST_CASE("Resolve: Requires-Python, yanked files and the pre-release policy") {
 TEST_CASE("Resolve: a yanked-only range has no candidate") {
   MemoryIndex index;
   index.Add("y", "1.0");
-  index.Add("y", "1.1", {.yanked = ""});
+  index.Add("y", "1.1", Spec().Yanked(""));
   CHECK(ErrorOf(index, RequestFor({"y>=1.1"})).find("1 yanked file(s)") != std::string::npos);
 }
 
 TEST_CASE("Resolve: cycles, constraints, --lock preference and hashes") {
   MemoryIndex index;
-  index.Add("a", "1.0", {.requires_dist = {"b"}});
-  index.Add("b", "1.0", {.requires_dist = {"a"}});
-  index.Add("b", "1.5", {.requires_dist = {"a"}});
+  index.Add("a", "1.0", Spec().Requires({"b"}));
+  index.Add("b", "1.0", Spec().Requires({"a"}));
+  index.Add("b", "1.5", Spec().Requires({"a"}));
   CHECK(PinsOf(index, RequestFor({"a"})) == "a==1.0 b==1.5");
   // A constraint narrows b; one on a project nothing needs adds nothing.
   CHECK(PinsOf(index, RequestFor({"a"}, {"b<1.5", "unused==3"})) == "a==1.0 b==1.0");
@@ -256,12 +264,24 @@ TEST_CASE("Resolve: cycles, constraints, --lock preference and hashes") {
   locked.locked["b"] = "9.9";  // a locked version that no longer exists is only a preference
   CHECK(PinsOf(index, locked) == "a==1.0 b==1.5");
 
-  ResolveRequest hashed = RequestFor({"a"});
+  // pip's hash-checking mode: every requirement pinned, every dist chosen hashed.
+  IndexFile a10 = index.ProjectFiles("a").value()[0];
   IndexFile b10 = index.ProjectFiles("b").value()[0];
-  hashed.requirements.push_back(RequirementLine{Requirement::Parse("b").value(), {"sha256:" + b10.hashes["sha256"]}, "r.txt:2"});
+  auto hashed_line = [](std::string text, const IndexFile& file, std::string where) {
+    return RequirementLine{Requirement::Parse(text).value(), {"sha256:" + file.hashes.at("sha256")}, std::move(where)};
+  };
+  ResolveRequest hashed;
+  hashed.target = RequestFor({"a"}).target;
+  hashed.requirements = {hashed_line("a==1.0", a10, "r.txt:1"), hashed_line("b==1.0", b10, "r.txt:2")};
   CHECK(PinsOf(index, hashed) == "a==1.0 b==1.0");
   hashed.requirements.back().hashes = {"sha256:" + std::string(64, 'f')};
   CHECK(ErrorOf(index, hashed).find("has a hash given for it in r.txt:2") != std::string::npos);
+  hashed.requirements.pop_back();
+  IndexFile b15 = index.ProjectFiles("b").value()[1];  // a's dependency on b takes the newest
+  CHECK(ErrorOf(index, hashed).find("add them as\n  b==1.5 --hash=sha256:" + b15.hashes.at("sha256")) !=
+        std::string::npos);
+  hashed.requirements.push_back(hashed_line("b>=1", b10, "r.txt:2"));
+  CHECK(ErrorOf(index, hashed).find("'b>=1' (r.txt:2) is not pinned with ==") != std::string::npos);
 }
 
 TEST_CASE("Resolve: roots whose marker is false are dropped with a warning; URLs and bad metadata are refused") {
@@ -276,13 +296,13 @@ TEST_CASE("Resolve: roots whose marker is false are dropped with a warning; URLs
   CHECK(ErrorOf(index, RequestFor({"a @ https://x.test/a.whl"})).find("names a URL") != std::string::npos);
   CHECK(ErrorOf(index, RequestFor({"a"}, {"a[x]<2"})).find("has extras") != std::string::npos);
 
-  index.Add("liar", "1.0", {.metadata_name = "other"});
+  index.Add("liar", "1.0", Spec().MetadataName("other"));
   Result<Resolution> lying = Resolve(RequestFor({"liar"}), index);
   REQUIRE(!lying);
   CHECK(lying.error().code() == ErrorCode::kCorrupt);
   CHECK(lying.error().message().find("says it is other 1.0") != std::string::npos);
 
-  index.Add("badreq", "1.0", {.requires_dist = {"ok (>=1", }});
+  index.Add("badreq", "1.0", Spec().Requires({"ok (>=1"}));
   Result<Resolution> bad = Resolve(RequestFor({"badreq"}), index);
   REQUIRE(!bad);
   CHECK(bad.error().message().find("Requires-Dist that does not parse") != std::string::npos);
@@ -291,15 +311,15 @@ TEST_CASE("Resolve: roots whose marker is false are dropped with a warning; URLs
 
 TEST_CASE("Resolve: wheels for other platforms are no candidates; compiled ones for the target are") {
   MemoryIndex index;
-  index.Add("ext", "2.0", {.tag = "cp311-cp311-win_amd64"});
-  index.Add("ext", "1.0", {.tag = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"});
+  index.Add("ext", "2.0", Spec().Tag("cp311-cp311-win_amd64"));
+  index.Add("ext", "1.0", Spec().Tag("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"));
   CHECK(PinsOf(index, RequestFor({"ext"})) == "ext==1.0");
   CHECK(ErrorOf(index, RequestFor({"ext>=2"})).find("wheel(s) for other platforms") != std::string::npos);
 }
 
 TEST_CASE("Resolve: gives up with a clear error after max_attempts") {
   MemoryIndex index;
-  for (int v = 1; v <= 20; ++v) index.Add("a", std::to_string(v) + ".0", {.requires_dist = {"b<1"}});
+  for (int v = 1; v <= 20; ++v) index.Add("a", std::to_string(v) + ".0", Spec().Requires({"b<1"}));
   index.Add("b", "1.0");
   ResolveRequest request = RequestFor({"a", "b>=1"});
   request.max_attempts = 5;
@@ -311,7 +331,7 @@ TEST_CASE("Resolve: gives up with a clear error after max_attempts") {
 
 TEST_CASE("Lock file: written for a resolution and read back; hostile files refused") {
   MemoryIndex index;
-  index.Add("a", "1.0", {.requires_dist = {"b"}});
+  index.Add("a", "1.0", Spec().Requires({"b"}));
   index.Add("b", "2.0");
   ResolveRequest request = RequestFor({"a"});
   Result<Resolution> resolution = Resolve(request, index);
