@@ -70,7 +70,7 @@ std::string NoCandidateMessage(const CandidateSet& set, std::string_view project
       versions += (i ? ", " : "") + set.candidates[i].version.ToString();
     }
     if (set.candidates.size() > 8) versions += ", ...";
-    why.push_back("wheels that fit exist for " + versions);
+    why.push_back("the versions with a wheel for this target are " + versions);
   }
   if (set.sdists > 0) why.push_back(std::to_string(set.sdists) + " sdist(s), which lazyfs never builds");
   if (set.incompatible_wheels > 0) {

@@ -432,7 +432,8 @@ class Resolver {
             if (others.empty()) {
               failure = self + " requires '" + n.text + "': " + why_none;
             } else {
-              failure = self + " requires '" + n.text + "', but " + NeedList(others) + " also apply and " + why_none;
+              failure = self + " requires '" + n.text + "', but " + NeedList(others) +
+                        (others.size() == 1 ? " also applies" : " also apply") + ", and " + why_none;
               for (const Need& o : others) {
                 if (o.parent >= 0) d.culprits.insert(o.parent);
               }

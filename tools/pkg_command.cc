@@ -363,7 +363,10 @@ void AddPkgCommand(CLI::App& app, int& exit_code) {
     flags->index_url_given = resolve->count("--index-url") > 0;
     Result<nlohmann::json> resolved = ResolveCommand(*flags, *resolve_flags);
     if (!resolved) {
-      std::fprintf(stderr, "lazyfs pkg resolve: %s\n", resolved.error().ToString().c_str());
+      // A conflict is a message for people, not an error code.
+      const Error& error = resolved.error();
+      std::fprintf(stderr, "lazyfs pkg resolve: %s\n",
+                   (error.code() == ErrorCode::kInvalidArgument ? error.message() : error.ToString()).c_str());
       exit_code = 1;
       return;
     }

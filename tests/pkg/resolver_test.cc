@@ -184,7 +184,7 @@ TEST_CASE("Resolve: nothing fits a root requirement; a missing project says so")
   index.Add("a", "1.0");
   std::string message = ErrorOf(index, RequestFor({"a>=2"}));
   CHECK(message.find("no installable wheel for a>=2") != std::string::npos);
-  CHECK(message.find("wheels that fit exist for 1.0") != std::string::npos);
+  CHECK(message.find("the versions with a wheel for this target are 1.0") != std::string::npos);
   CHECK(ErrorOf(index, RequestFor({"nosuch"})).find("no index has a project named 'nosuch'") != std::string::npos);
   index.Add("b", "1.0", Spec().Requires({"ghost>=1"}));
   message = ErrorOf(index, RequestFor({"b"}));
