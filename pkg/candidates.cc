@@ -9,8 +9,12 @@ namespace lazyfs::pkg {
 
 CandidateSet WheelCandidates(const std::vector<IndexFile>& files, std::string_view project,
                              const TargetEnvironment& target, bool allow_yanked) {
+  return WheelCandidates(files, project, target, target.Tags(), allow_yanked);
+}
+
+CandidateSet WheelCandidates(const std::vector<IndexFile>& files, std::string_view project,
+                             const TargetEnvironment& target, const std::vector<Tag>& supported, bool allow_yanked) {
   CandidateSet set;
-  std::vector<Tag> supported = target.Tags();
   std::string canonical = CanonicalName(project);
   std::string python = target.python_full_version;
   std::map<Version, Candidate, std::greater<>> best;  // newest first

@@ -40,6 +40,10 @@ struct CandidateSet {
 // Yanked files are kept out unless `allow_yanked` (PEP 592: only an == or === pin may pick them).
 CandidateSet WheelCandidates(const std::vector<IndexFile>& files, std::string_view project,
                              const TargetEnvironment& target, bool allow_yanked);
+// The same with the target's tags computed once by the caller (`supported` = target.Tags()): a resolver
+// asks for many projects, and the tag list has a thousand entries.
+CandidateSet WheelCandidates(const std::vector<IndexFile>& files, std::string_view project,
+                             const TargetEnvironment& target, const std::vector<Tag>& supported, bool allow_yanked);
 
 // The candidates `specifier` admits under the pre-release policy (`pre` as SpecifierSet::Filter), newest
 // first.

@@ -96,7 +96,8 @@ size_t LineCount(const std::string& text) { return 1 + std::count(text.begin(), 
 
 class Resolver {
  public:
-  Resolver(const ResolveRequest& request, PackageSource& source) : request_(request), source_(source) {}
+  Resolver(const ResolveRequest& request, PackageSource& source)
+      : request_(request), source_(source), tags_(request.target.Tags()), markers_(request.target.Markers()) {}
 
   Result<Resolution> Run() {
     LAZYFS_TRY(ReadRoots());
@@ -232,8 +233,8 @@ class Resolver {
     Result<std::vector<IndexFile>> files = source_.ProjectFiles(name);
     if (!files && files.error().code() != ErrorCode::kNotFound) return files.error();
     if (files) {
-      project->wheels = WheelCandidates(*files, name, request_.target, false);
-      project->with_yanked = WheelCandidates(*files, name, request_.target, true);
+      project->wheels = WheelCandidates(*files, name, request_.target, tags_, false);
+      project->with_yanked = WheelCandidates(*files, name, request_.target, tags_, true);
     } else {
       project->listed = false;
     }
@@ -320,7 +321,7 @@ class Resolver {
       if (!same) return Internal("pinning " + what + ": " + same.error().message());
       deps->needs.push_back(Need{name, name, *same, name + "==" + c.version.ToString(), kRoot, "", {}});
     }
-    MarkerEnvironment env = request_.target.Markers();
+    MarkerEnvironment env = markers_;
     for (const std::string& line : metadata.requires_dist) {
       Result<Requirement> parsed = Requirement::Parse(line);
       if (!parsed) {
@@ -564,6 +565,8 @@ class Resolver {
 
   const ResolveRequest& request_;
   PackageSource& source_;
+  const std::vector<Tag> tags_;            // the target's, most preferred first
+  const MarkerEnvironment markers_;        // the target's, extra = ""
   std::vector<Need> roots_;
   std::vector<Need> constraints_;
   std::vector<Decision> stack_;

@@ -76,6 +76,19 @@ class PackageIndex:
                          "requires_python": requires_python, "yanked": yanked, "metadata_sha256": meta_hash})
         return path
 
+    def add_wheel_file(self, path, name, metadata, requires_python=None):
+        """A wheel built elsewhere (debian_wheels.py), linked into files/ with its metadata file."""
+        filename = os.path.basename(path)
+        target = os.path.join(self.root, "files", filename)
+        if not os.path.exists(target):
+            os.symlink(os.path.abspath(path), target)
+        with open(target + ".metadata", "wb") as f:
+            f.write(metadata)
+        self._add(name, {"filename": filename, "sha256": _sha256_file(path), "size": os.path.getsize(path),
+                         "requires_python": requires_python, "yanked": None,
+                         "metadata_sha256": hashlib.sha256(metadata).hexdigest()})
+        return target
+
     def add_sdist(self, name, version):
         filename = f"{name}-{version}.tar.gz"
         path = os.path.join(self.root, "files", filename)

@@ -1,6 +1,11 @@
 """Debian's pip as the reference resolver: `pip install --dry-run --ignore-installed --report` against an
 index, for the host's own interpreter (Debian's /usr/bin/python3: its tags, its Python version), which is
-the target lazyfs is given too. Only binary wheels, no cache, nothing installed.
+the target lazyfs is given too. Only binary wheels, no cache, nothing installed, no pip configuration.
+
+Give pip the index flavour without PEP 658 metadata files (`nometa`): Debian's pip 23.0.1 compares a
+metadata file's Name with the requested name without normalising either (pypa/pip#12038, fixed in 23.2),
+so `flask` against a METADATA saying `Flask` fails there. Without metadata files pip downloads each wheel
+it considers, and checks names properly.
 
     result = pip_resolve(index_url, ["flask", "requests>=2"])
     result.ok, result.pins (canonical name -> version), result.seconds, result.stderr
@@ -41,7 +46,9 @@ def pip_resolve(index_url, requirements, extra_args=(), timeout=600):
         cmd = [PIP_PYTHON, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report,
                "--quiet", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--only-binary=:all:",
                "--index-url", index_url, *extra_args, *requirements]
-        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, HOME=tmp)
+        # No pip configuration of this host (PIP_FIND_LINKS and friends, /etc/pip.conf) may take part.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env.update(PIP_CONFIG_FILE=os.devnull, HOME=tmp)
         started = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
         seconds = time.monotonic() - started

@@ -9,6 +9,10 @@ tagged for the target next to one for another platform, -r/-c files, pip's hash-
 lock file:
 written, read back by --lock (which keeps an older pin that still fits), refused when hostile.
 All three index flavours (HTML with metadata files, JSON, HTML without them) give the same answer.
+
+DebianClosuresTest does the same for the ten real requirement sets of debian_wheels.CLOSURES, over
+wheels made from Debian's python3-* packages (built on the first run, then cached). pip is given the
+index flavour without metadata files there, see pip_reference.py for why.
 """
 
 import hashlib
@@ -21,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from debian_wheels import CLOSURES, DEBIAN_ROOTS, debian_wheels  # noqa: E402
 from package_index import NginxIndex, PackageIndex  # noqa: E402
 from pip_reference import host_python_version, pip_available, pip_resolve  # noqa: E402
 
@@ -235,6 +240,48 @@ class PkgResolveTest(unittest.TestCase):
         self.assertIn("alpha>=", err)
         err = self.resolve(["no-such-project"], ok=False)
         self.assertIn("no index has a project named 'no-such-project'", err)
+
+
+class DebianClosuresTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        if not shutil.which("nginx") or not shutil.which("apt-get"):
+            raise unittest.SkipTest("nginx or apt-get not installed")
+        if not pip_available():
+            raise unittest.SkipTest("Debian's pip (python3-pip) not installed")
+        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-debian-wheels.")
+        cls.index = PackageIndex(os.path.join(cls.dir, "index"))
+        for w in debian_wheels(DEBIAN_ROOTS):
+            cls.index.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
+        cls.index.write()
+        cls.server = NginxIndex(cls.index.root).__enter__()
+        cls.python = host_python_version()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_real_closures_agree_with_pip(self):
+        sizes = {}
+        for name, requirements in CLOSURES.items():
+            with self.subTest(set=name):
+                pip = pip_resolve(self.server.index_url("nometa"), requirements)
+                self.assertTrue(pip.ok, pip.stderr)
+                cache = tempfile.mkdtemp(prefix="cache.", dir=self.dir)
+                self.server.clear_access_log()
+                for flavour in ("html", "json"):
+                    proc = harness.run_lazyfs(["pkg", "resolve", "--json", "-q", "--index-url",
+                                               self.server.index_url(flavour), "--python-version", self.python,
+                                               "--cache-dir", cache, *requirements], timeout=120)
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
+                    resolved = json.loads(proc.stdout)
+                    self.assertEqual({p["name"]: p["version"] for p in resolved["packages"]}, pip.pins, flavour)
+                sizes[name] = len(pip.pins)
+        # The sets are real closures, not single dists: the largest pulls in 20.
+        self.assertGreaterEqual(max(sizes.values()), 15, sizes)
+        print(f"  closures agree with pip: {sizes}", file=sys.stderr)
 
 
 if __name__ == "__main__":
