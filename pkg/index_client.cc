@@ -174,7 +174,12 @@ Result<FetchedMetadata> IndexClient::Metadata(const IndexFile& file, std::string
           }
           return Ok();
         });
-    if (!response) return std::move(response).error();
+    if (!response) {
+      Error error = std::move(response).error();
+      // The hash check names the project itself; a transport error (too large, refused) does not.
+      if (error.message().find(what) == std::string::npos) error.Context(what);
+      return error;
+    }
     if (fetch::Is2xx(response->status)) {
       if (cache_ && want) cache_->Put(MetadataFileKey(*want), response->body);
       return FetchedMetadata{std::move(response->body), MetadataSource::kMetadataFile};

@@ -289,7 +289,7 @@ class Resolver {
     const std::string& name = decision.name;
     std::string what = name + " " + c.version.ToString() + " (" + fetch::RedactUrl(c.file.url) + ")";
     FetchedMetadata fetched = LAZYFS_TRY(source_.Metadata(c.file, name));
-    CoreMetadata metadata = LAZYFS_TRY(ParseCoreMetadata(fetched.text, c.file.url));
+    CoreMetadata metadata = LAZYFS_TRY(ParseCoreMetadata(fetched.text, "the METADATA of " + what));
     Result<Version> version = Version::Parse(metadata.version);
     if (CanonicalName(metadata.name) != name || !version || !(*version == c.version)) {
       return Corrupt("the METADATA of " + what + " says it is " + metadata.name + " " + metadata.version +

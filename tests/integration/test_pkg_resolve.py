@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import unittest
@@ -240,6 +241,87 @@ class PkgResolveTest(unittest.TestCase):
         self.assertIn("alpha>=", err)
         err = self.resolve(["no-such-project"], ok=False)
         self.assertIn("no index has a project named 'no-such-project'", err)
+
+
+def _lying_central_directory(path):
+    """Point the wheel's end-of-central-directory record at an offset past the end of the file."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        eocd = data.rfind(b"PK\x05\x06")
+        f.seek(eocd + 16)
+        f.write(struct.pack("<I", len(data) + 4096))
+
+
+class HostileIndexTest(unittest.TestCase):
+    """Bad input met while resolving: exit 1, a message naming the project, the URL and the cause; nothing
+    unverified kept in the cache (a second run fails the same way and asks for the same file again)."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        if not shutil.which("nginx"):
+            raise unittest.SkipTest("nginx not installed")
+        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-resolve-bad.")
+        index = PackageIndex(os.path.join(cls.dir, "index"))
+        for dependency in ("liar", "noname", "badreq", "huge", "cdlies"):
+            index.add_wheel(f"needs-{dependency}", "1.0", requires=[dependency])
+        index.add_wheel("liar", "1.0", wrong_metadata_hash=True)
+        index.add_wheel("noname", "1.0", metadata_override="Metadata-Version: 2.1\nVersion: 1.0\n\n")
+        index.add_wheel("badreq", "1.0", requires=["ok (>=1"])
+        huge = index.add_wheel("huge", "1.0")
+        cdlies = index.add_wheel("cdlies", "1.0")
+        index.add_wheel("broken-json", "1.0")
+        index.write()
+        with open(huge + ".metadata", "r+b") as f:
+            f.truncate(1 << 30)  # a 1 GiB metadata file (sparse)
+        _lying_central_directory(cdlies)
+        with open(os.path.join(index.root, "json", "broken-json", "index.json"), "w") as f:
+            f.write('{"meta": {"api-version": "1.1"}, "name": "broken-json", "files": [')
+        cls.server = NginxIndex(index.root).__enter__()
+        cls.cache = os.path.join(cls.dir, "cache")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def fails(self, requirement, flavour="html"):
+        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url(flavour),
+                                   "--python-version", "3.11", "--cache-dir", self.cache, requirement], timeout=120)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+        return proc.stderr
+
+    def assertFailsTwice(self, requirement, *needles, flavour="html"):
+        for attempt in range(2):
+            self.server.clear_access_log()
+            err = self.fails(requirement, flavour)
+            for needle in needles:
+                self.assertIn(needle, err, f"attempt {attempt + 1}")
+        return self.server.requests()
+
+    def test_metadata_file_with_a_wrong_hash(self):
+        requests = self.assertFailsTwice("needs-liar", "liar-1.0-py3-none-any.whl.metadata", "hashes to sha256:")
+        self.assertIn("/files/liar-1.0-py3-none-any.whl.metadata", [r[1] for r in requests])  # not cached
+
+    def test_metadata_without_name(self):
+        self.assertFailsTwice("needs-noname", "noname-1.0-py3-none-any.whl", "Name")
+
+    def test_requires_dist_that_does_not_parse(self):
+        self.assertFailsTwice("needs-badreq", "badreq 1.0", "/files/badreq-1.0-py3-none-any.whl",
+                              "Requires-Dist that does not parse")
+
+    def test_one_gib_metadata_file(self):
+        requests = self.assertFailsTwice("needs-huge", "huge-1.0-py3-none-any.whl.metadata")
+        self.assertLess(sum(r[3] for r in requests), 64 << 20, requests)
+
+    def test_wheel_whose_central_directory_lies(self):
+        requests = self.assertFailsTwice("needs-cdlies", "cdlies-1.0-py3-none-any.whl", "central directory",
+                                         flavour="nometa")
+        self.assertTrue(all(r[4] or r[0] == "HEAD" for r in requests if r[1].endswith(".whl")), requests)
+
+    def test_malformed_json_page(self):
+        self.assertFailsTwice("broken-json", "/json/broken-json/", flavour="json")
 
 
 class DebianClosuresTest(unittest.TestCase):
