@@ -424,6 +424,11 @@ class Resolver {
           }
         } else {
           std::vector<Need> merged = before[n.key];
+          if (merged.empty()) {  // a project new to the search: its constraints apply from the start
+            for (const Need& c : constraints_) {
+              if (c.name == n.name) merged.push_back(c);
+            }
+          }
           merged.push_back(n);
           merged.back().parent = static_cast<int>(index);
           std::string why_none;
