@@ -26,6 +26,9 @@ class RecordingBlobReader : public fetch::BlobReader {
   explicit RecordingBlobReader(std::string blob) : blob_(std::move(blob)), digest_(Sha256Of(blob_)) {}
 
   Result<std::string> ReadRange(const Sha256Digest& blob, uint64_t offset, uint64_t length) override {
+    // The one-chunk path (FetchOnce) is gated too: which path leads a flight depends on how the readers'
+    // host-wide lock attempts interleave.
+    WaitForGate();
     std::lock_guard lock(mu_);
     ++calls_;
     ranges_.emplace_back(offset, length);
@@ -34,12 +37,7 @@ class RecordingBlobReader : public fetch::BlobReader {
   }
   Result<std::vector<std::string>> ReadRanges(const Sha256Digest& blob,
                                               const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override {
-    if (gate_) {
-      // A slow registry: the request does not answer until the test says so (bounded, so a broken test
-      // fails instead of hanging).
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      while (!gate_() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    }
+    WaitForGate();
     std::lock_guard lock(mu_);
     ++calls_;
     if (failure_) return *failure_;
@@ -75,6 +73,14 @@ class RecordingBlobReader : public fetch::BlobReader {
   }
 
  private:
+  // A slow registry: a request does not answer until the test says so (bounded, so a broken test fails
+  // instead of hanging).
+  void WaitForGate() const {
+    if (!gate_) return;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!gate_() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  }
+
   Result<std::string> Slice(const Sha256Digest& blob, uint64_t offset, uint64_t length) const {
     if (blob != digest_) return NotFound("no blob");
     if (offset > blob_.size() || length > blob_.size() - offset) return Corrupt("short blob");
