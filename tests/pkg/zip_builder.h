@@ -63,6 +63,7 @@ struct ZipMemberSpec {
   std::string local_extra;  // raw extra field bytes, as Info-ZIP's differ between the two headers
   std::string central_extra;
   bool data_descriptor = false;  // CRC and sizes after the data, zero in the local header (streamed)
+  uint32_t unix_mode = 0100644;  // st_mode in the external attributes (S_IFLNK for a symlink member)
 };
 
 struct ZipOptions {
@@ -149,7 +150,7 @@ inline BuiltZip BuildZip(const std::vector<ZipMemberSpec>& members, const ZipOpt
     PutLe(out, 0, 2);  // comment
     PutLe(out, 0, 2);  // disk
     PutLe(out, 0, 2);  // internal attributes
-    PutLe(out, 0644u << 16, 4);
+    PutLe(out, uint64_t{m.unix_mode} << 16, 4);
     PutLe(out, esc_o ? 0xffffffff : z.local[i], 4);
     out += m.name + extra;
   }
