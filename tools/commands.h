@@ -17,7 +17,8 @@ void AddTraceCommand(CLI::App& app, int& exit_code);     // trace show|merge|rep
 void AddPushCommand(CLI::App& app, int& exit_code);      // push
 void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve);  // run
 void AddPsCommand(CLI::App& app, int& exit_code);        // ps
-void AddPkgCommand(CLI::App& app, int& exit_code);       // pkg show
+void AddPkgCommand(CLI::App& app, int& exit_code);       // pkg show|resolve|install
+void AddPkgInstallCommand(CLI::App& pkg, int& exit_code);  // pkg install (under `pkg`)
 
 // --version and --log-level (default "info", bound to `log_level`, which must outlive the parse); one
 // subcommand required.

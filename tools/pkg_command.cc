@@ -349,6 +349,8 @@ void AddPkgCommand(CLI::App& app, int& exit_code) {
     exit_code = 0;
   });
 
+  AddPkgInstallCommand(*pkg, exit_code);
+
   auto resolve_flags = std::make_shared<ResolveFlags>();
   CLI::App* resolve = pkg->add_subcommand(
       "resolve", "Pin the whole dependency closure of requirements for a target Python and write a lock file");

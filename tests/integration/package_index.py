@@ -50,7 +50,8 @@ class PackageIndex:
         os.makedirs(os.path.join(root, "files"), exist_ok=True)
 
     def add_wheel(self, name, version, requires=(), requires_python=None, extras=(), tag="py3-none-any",
-                  yanked=None, payload_bytes=0, metadata_override=None, wrong_metadata_hash=False):
+                  yanked=None, payload_bytes=0, metadata_override=None, wrong_metadata_hash=False,
+                  console_scripts=None, extra_members=()):
         dist = re.sub(r"[-_.]+", "_", name)
         filename = f"{dist}-{version}-{tag}.whl"
         meta = metadata_override if metadata_override is not None else metadata_text(
@@ -60,6 +61,10 @@ class PackageIndex:
         members = [(f"{dist}/__init__.py", f"VERSION = {version!r}\n".encode())]
         if payload_bytes:
             members.append((f"{dist}/payload.bin", os.urandom(payload_bytes)))  # incompressible
+        members += list(extra_members)  # (name, bytes): odd or hostile members, listed in RECORD too
+        if console_scripts:
+            text = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in console_scripts.items())
+            members.append((f"{info}/entry_points.txt", text.encode()))
         members += [(f"{info}/METADATA", meta_bytes),
                     (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: lazyfs-tests\nRoot-Is-Purelib: true\n"
                                       b"Tag: " + tag.encode() + b"\n")]

@@ -1,0 +1,177 @@
+"""`lazyfs pkg install LOCK --to DIR` against a real local index (nginx on 127.0.0.1): a lock made by
+`lazyfs pkg resolve` is installed as OpenLambda's /packages/NAME==VERSION/files, and Debian's python3
+imports from there (with -S, so nothing of the host's dist-packages can stand in):
+
+  - synthetic wheels: every dist imports, a console script runs from bin/, a second install downloads
+    nothing, four concurrent installs of one lock leave every dist complete and no temporary files;
+  - real wheels repacked from Debian (tests/integration/debian_wheels.py): jinja2 with MarkupSafe's
+    compiled extension imports and renders (Debian's jinja2 declares no MarkupSafe, so it is asked for);
+  - bad wheels: a wheel whose bytes are not the lock's, and one with a '../' member, fail with the dist
+    and the cause named; nothing of them is installed, the dists before them stay installed.
+"""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from debian_wheels import DEBIAN_ROOTS, debian_wheels  # noqa: E402
+from package_index import NginxIndex, PackageIndex  # noqa: E402
+from pip_reference import PIP_PYTHON, host_python_version  # noqa: E402
+
+
+def python_with(packages_dir, code):
+    """Debian's python3 without site-packages, on the package directories' files."""
+    path = ":".join(sorted(glob.glob(os.path.join(packages_dir, "*", "files"))))
+    env = {"PYTHONPATH": path, "PATH": ":".join(sorted(glob.glob(os.path.join(packages_dir, "*", "files", "bin"))))
+           + ":/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([PIP_PYTHON, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+class PkgInstallTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        if not shutil.which("nginx"):
+            raise unittest.SkipTest("nginx not installed")
+        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install.")
+        index = PackageIndex(os.path.join(cls.dir, "index"))
+        index.add_wheel("app-main", "1.0", requires=["app-lib>=1", "app-cli"])
+        index.add_wheel("app-lib", "1.2")
+        index.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
+                        extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
+        cls.tampered = index.add_wheel("tampered", "1.0")
+        index.add_wheel("escapes", "1.0", extra_members=[("../outside.py", b"boom = 1\n")])
+        index.write()
+        cls.server = NginxIndex(index.root).__enter__()
+        cls.index = index
+        cls.python = host_python_version()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def lock(self, requirements, name):
+        lock = os.path.join(self.dir, name + ".lock")
+        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
+                                   "--python-version", self.python, "--cache-dir", os.path.join(self.dir, "cache"),
+                                   "-o", lock, *requirements], timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return lock
+
+    def install(self, lock, to, ok=True):
+        proc = harness.run_lazyfs(["pkg", "install", "--json", lock, "--to", to], timeout=300)
+        if not ok:
+            self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+            return proc.stderr
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return json.loads(proc.stdout)
+
+    def test_install_imports_and_runs_scripts(self):
+        lock = self.lock(["app-main"], "app")
+        to = os.path.join(self.dir, "packages")
+        out = self.install(lock, to)
+        self.assertEqual(sorted(d["name"] for d in out["dists"]), ["app-cli", "app-lib", "app-main"])
+        self.assertTrue(all(d["state"] == "installed" for d in out["dists"]), out)
+        for d in out["dists"]:
+            self.assertEqual(d["path"], os.path.join(to, f"{d['name']}=={d['version']}", "files"))
+        self.assertTrue(os.path.isdir(os.path.join(to, "app-lib==1.2", "files", "app_lib-1.2.dist-info")))
+        proc = python_with(to, "import app_main, app_lib, app_cli; print(app_main.VERSION, app_lib.VERSION)")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout.strip(), "'1.0' '1.2'".replace("'", ""))
+        script = os.path.join(to, "app-cli==0.3", "files", "bin", "app-hello")
+        with open(script) as f:
+            self.assertEqual(f.readline(), "#!/usr/bin/python3\n")
+        self.assertTrue(os.access(script, os.X_OK))
+        path = ":".join(sorted(glob.glob(os.path.join(to, "*", "files"))))
+        proc = subprocess.run([script], env={"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual((proc.returncode, proc.stdout), (0, "hello from app-cli\n"), proc.stderr)
+
+        self.server.clear_access_log()
+        again = self.install(lock, to)
+        self.assertTrue(all(d["state"] == "present" for d in again["dists"]), again)
+        self.assertEqual(again["downloaded_bytes"], 0)
+        self.assertEqual(self.server.requests(), [])
+
+    def test_concurrent_installs_of_one_lock(self):
+        lock = self.lock(["app-main"], "concurrent")
+        to = os.path.join(self.dir, "concurrent")
+        procs = [subprocess.Popen([harness.LAZYFS, "pkg", "install", "-q", lock, "--to", to],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(sorted(os.listdir(to)), ["app-cli==0.3", "app-lib==1.2", "app-main==1.0"])
+        for d in os.listdir(to):
+            self.assertEqual(os.listdir(os.path.join(to, d)), ["files"])  # no .tmp- trees, no .part files
+        proc = python_with(to, "import app_main, app_lib, app_cli")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+
+    def test_bad_wheels_install_nothing(self):
+        lock = self.lock(["app-lib", "tampered"], "tampered")
+        with open(self.tampered, "r+b") as f:  # the index now serves other bytes than it listed
+            data = f.read()
+            f.seek(0)
+            f.write(data[:-1] + bytes([data[-1] ^ 1]))
+        to = os.path.join(self.dir, "bad")
+        err = self.install(lock, to, ok=False)
+        self.assertIn("tampered-1.0-py3-none-any.whl", err)
+        self.assertIn("the lock says sha256:", err)
+        self.assertFalse(os.path.exists(os.path.join(to, "tampered==1.0", "files")))
+        self.assertTrue(os.path.isdir(os.path.join(to, "app-lib==1.2", "files")))  # installed before it
+
+        err = self.install(self.lock(["escapes"], "escapes"), to, ok=False)
+        self.assertIn("escapes-1.0-py3-none-any.whl", err)
+        self.assertIn("'../outside.py' has a '..' part", err)
+        self.assertFalse(os.path.exists(os.path.join(to, "escapes==1.0", "files")))
+        self.assertFalse(os.path.exists(os.path.join(to, "escapes==1.0", "outside.py")))
+        self.assertEqual(glob.glob(os.path.join(to, ".download-*")), [])
+
+
+class DebianWheelsInstallTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        if not shutil.which("nginx") or not shutil.which("apt-get"):
+            raise unittest.SkipTest("nginx or apt-get not installed")
+        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install-debian.")
+        index = PackageIndex(os.path.join(cls.dir, "index"))
+        for w in debian_wheels(DEBIAN_ROOTS):
+            index.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
+        index.write()
+        cls.server = NginxIndex(index.root).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_compiled_extension_imports(self):
+        lock = os.path.join(self.dir, "jinja.lock")
+        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
+                                   "--python-version", host_python_version(), "--cache-dir",
+                                   os.path.join(self.dir, "cache"), "-o", lock, "jinja2", "markupsafe", "rich"], timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        to = os.path.join(self.dir, "packages")
+        proc = harness.run_lazyfs(["pkg", "install", "-q", lock, "--to", to], timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        native = glob.glob(os.path.join(to, "markupsafe==*", "files", "markupsafe", "_speedups*.so"))
+        self.assertEqual(len(native), 1, os.listdir(to))
+        code = ("import jinja2, markupsafe, markupsafe._speedups, rich; "
+                "print(jinja2.Template('{{ x }}!').render(x=markupsafe.escape('<b>')), markupsafe._speedups.__file__)")
+        proc = python_with(to, code)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(proc.stdout.startswith("&lt;b&gt;! " + to), proc.stdout)
+
+
+if __name__ == "__main__":
+    harness.parse_args()
+    harness.main()
