@@ -324,6 +324,28 @@ Status CheckRecord(const std::vector<RecordRow>& rows, const std::map<std::strin
   return Ok();
 }
 
+// Adds to `installed` the regular files under `root` it does not list yet (what finish_tree wrote, e.g.
+// __pycache__/*.pyc); anything that is not a regular file or directory is refused.
+Status RecordAdded(const std::string& root, std::map<std::string, Written>& installed, const std::string& where) {
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    std::filesystem::file_status status = it->symlink_status(error);
+    if (error) break;
+    if (std::filesystem::is_directory(status)) continue;
+    std::string rel = std::filesystem::relative(it->path(), root).string();
+    if (!std::filesystem::is_regular_file(status)) {
+      return Corrupt(where + ": the install step left '" + rel + "', which is not a regular file");
+    }
+    if (installed.contains(rel)) continue;
+    std::string data = LAZYFS_TRY(ReadWholeFile(it->path().string()));
+    std::string hash = RecordHash(data);
+    installed[rel] = Written{hash, data.size(), hash, data.size()};
+  }
+  if (error) return IoError(where + ": walking " + root + ": " + error.message());
+  return Ok();
+}
+
 // Removes a half-built tree unless it was handed over.
 struct TempTree {
   std::string path;
@@ -396,6 +418,10 @@ Result<InstalledWheel> InstallWheel(const std::string& wheel_path, const std::st
     LAZYFS_TRY(add_file("bin/" + script.name, LauncherScript(script, options.interpreter), true));
   }
   LAZYFS_TRY(add_file(layout.dist_info + "/INSTALLER", options.installer + "\n", false));
+  if (options.finish_tree) {
+    LAZYFS_TRY(options.finish_tree(tree.path));
+    LAZYFS_TRY(RecordAdded(tree.path, installed, where));
+  }
   // Signatures of the wheel's RECORD say nothing about this one.
   for (const char* gone : {"/RECORD.jws", "/RECORD.p7s"}) {
     std::string rel = layout.dist_info + gone;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ struct WheelInstallOptions {
   std::string interpreter = "/usr/bin/python3";  // the #! of scripts: the target's python3
   std::string installer = "lazyfs";              // written to INSTALLER
   WheelLimits limits;
+  // Runs on the complete tree (given its path) before RECORD is rewritten and the tree renamed into
+  // place: the .pyc compile by the target interpreter. Regular files it adds are recorded; a link or
+  // special file it leaves fails the install. Null: nothing runs.
+  using FinishTree = std::function<Status(const std::string& tree)>;
+  FinishTree finish_tree;
 };
 
 struct InstalledWheel {

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -65,6 +66,7 @@ Container::~Container() {
 }
 
 ExitStatus Container::Wait(SignalWatch& signals, double stop_timeout) {
+  constexpr int64_t kWaitPollMs = 500;
   using Clock = std::chrono::steady_clock;
   bool stopping = false;  // a signal was forwarded; SIGKILL at kill_at
   Clock::time_point kill_at{};
@@ -87,7 +89,9 @@ ExitStatus Container::Wait(SignalWatch& signals, double stop_timeout) {
       LogError("container {} (pid {}) is not a child of lazyfs run: its exit status is lost", id_, pid_);
       return {kRunnerFailed, 0};
     }
-    int timeout_ms = -1;
+    // SIGCHLD wakes us; the period is for a caller with threads that do not block it (the kernel may hand
+    // the signal to one of them), so an exit is seen within it even then.
+    int timeout_ms = kWaitPollMs;
     if (stopping) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count();
       if (left <= 0) {
@@ -95,7 +99,7 @@ ExitStatus Container::Wait(SignalWatch& signals, double stop_timeout) {
         stopping = false;
         continue;
       }
-      timeout_ms = static_cast<int>(left);
+      timeout_ms = static_cast<int>(std::min<int64_t>(left, kWaitPollMs));
     }
     pollfd pfd{signals.fd(), POLLIN, 0};
     ::poll(&pfd, 1, timeout_ms);

@@ -3,6 +3,13 @@
 // downloaded and verified against the lock's sha256 first (pkg/wheel_download.h). A directory that is
 // there is complete (installs are renamed into place), so a second run installs only what is missing,
 // and concurrent runs on one DIR never leave a half-installed dist.
+//
+// With --compile-in IMAGE, each tree's .pyc are compiled by the image's own python3 before the tree is
+// published: `lazyfs run` of IMAGE (network off, --installer-memory, --installer-timeout) with the tree
+// mounted writable, `python3 -m compileall` with unchecked-hash invalidation (a read-only mount can take
+// no later writes, and the files' mtimes say nothing on a lazy mount) and the paths the dist will have in
+// a sandbox (/packages/NAME==VERSION/files) written into the code objects for tracebacks.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,7 +24,10 @@
 #include "pkg/lock_file.h"
 #include "pkg/wheel_download.h"
 #include "pkg/wheel_install.h"
+#include "run/signal_watch.h"
 #include "tools/commands.h"
+#include "tools/run_command.h"
+#include "tools/run_resolve.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -30,7 +40,37 @@ struct InstallFlags {
   std::string netrc;
   bool json = false;
   bool quiet = false;
+  std::string compile_in;  // image whose python3 compiles the .pyc; "" = none
+  std::string installer_memory = "512M";
+  int installer_timeout = 600;  // seconds
 };
+
+constexpr const char* kInstallMount = "/lazyfs-install";
+
+// The .pyc step: compileall in a sandbox of the target image, on the tree bound at kInstallMount.
+pkg::WheelInstallOptions::FinishTree CompileIn(const InstallFlags& flags, const std::string& sandbox_path) {
+  return [&flags, sandbox_path](const std::string& tree) -> Status {
+    RunCommandOptions run;
+    run.ref = flags.compile_in;
+    run.command = {"timeout", std::to_string(flags.installer_timeout), "python3", "-m", "compileall", "-q",
+                   "--invalidation-mode", "unchecked-hash", "-d", sandbox_path, kInstallMount};
+    run.memory = flags.installer_memory;
+    run.volumes = {tree + ":" + kInstallMount + ":rw"};
+    run.network = "none";
+    run.cache_dir = DefaultCacheDir();
+    // No image mount outlives the install (a lingering one would serve later runs with this run's
+    // settings); each dist's compile mounts the image again, from the warm cache.
+    run.keep_mount_seconds = 0;
+    int code = RunRun(run, ResolveImageRef);
+    if (code == 0) return Ok();
+    if (code == 124) {
+      return Error(ErrorCode::kTimeout, "compiling .pyc in " + flags.compile_in + " took longer than " +
+                                            std::to_string(flags.installer_timeout) + " s (--installer-timeout)");
+    }
+    return Internal("compiling .pyc in " + flags.compile_in + " failed (exit " + std::to_string(code) +
+                    (code == 127 ? ": the image has no python3 or timeout" : "") + ")");
+  };
+}
 
 // Removes the per-run download directory.
 struct DownloadDir {
@@ -42,6 +82,10 @@ struct DownloadDir {
 };
 
 Result<nlohmann::json> Install(const InstallFlags& flags) {
+  // The compile sandboxes read SIGCHLD and the signals they forward from a signalfd, which sees only
+  // signals every thread blocks: block them before the transport starts its thread, and act on them
+  // between dists (a download or compile in progress finishes or times out first).
+  run::SignalWatch signals = LAZYFS_TRY(run::SignalWatch::Start());
   pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(flags.lock)), flags.lock));
   LAZYFS_TRY(MakeDirs(flags.to));
   fetch::CurlTransportOptions transport_options;
@@ -57,6 +101,9 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
   nlohmann::json dists = nlohmann::json::array();
   uint64_t downloaded = 0;
   for (const pkg::LockedPackage& p : lock.packages) {
+    while (int sig = signals.Next()) {
+      if (sig != SIGCHLD) return Error(ErrorCode::kInternal, "interrupted by signal " + std::to_string(sig));
+    }
     std::string home = flags.to + "/" + p.name + "==" + p.version;
     std::string files = home + "/files";
     nlohmann::json entry{{"name", p.name}, {"version", p.version}, {"path", files}};
@@ -67,7 +114,11 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
       std::string wheel = downloads.path + "/" + p.filename;
       uint64_t bytes = LAZYFS_TRY(pkg::DownloadWheel(*transport, p.url, p.sha256, wheel));
       downloaded += bytes;
-      Result<pkg::InstalledWheel> installed = pkg::InstallWheel(wheel, p.sha256, files, options);
+      pkg::WheelInstallOptions dist_options = options;
+      if (!flags.compile_in.empty()) {
+        dist_options.finish_tree = CompileIn(flags, "/packages/" + p.name + "==" + p.version + "/files");
+      }
+      Result<pkg::InstalledWheel> installed = pkg::InstallWheel(wheel, p.sha256, files, dist_options);
       std::filesystem::remove(wheel);
       if (!installed && std::filesystem::exists(files)) {
         entry["state"] = "present";  // another install of the same lock won the rename
@@ -101,6 +152,13 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
       ->capture_default_str();
   install->add_option("--ca-file", flags->ca_file, "PEM bundle to trust for https instead of the system's");
   install->add_option("--netrc", flags->netrc, "netrc file with index credentials");
+  install->add_option("--compile-in", flags->compile_in,
+                      "image whose python3 compiles the .pyc (oci:DIR:TAG or docker://...; default: none)");
+  install->add_option("--installer-memory", flags->installer_memory, "memory limit of the compile sandbox")
+      ->capture_default_str();
+  install->add_option("--installer-timeout", flags->installer_timeout, "seconds the compile of one dist may take")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   install->add_flag("--json", flags->json, "print JSON");
   install->add_flag("-q,--quiet", flags->quiet, "no line per dist on stderr");
   install->callback([flags, &exit_code] {

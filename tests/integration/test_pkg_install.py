@@ -7,7 +7,10 @@ imports from there (with -S, so nothing of the host's dist-packages can stand in
   - real wheels repacked from Debian (tests/integration/debian_wheels.py): jinja2 with MarkupSafe's
     compiled extension imports and renders (Debian's jinja2 declares no MarkupSafe, so it is asked for);
   - bad wheels: a wheel whose bytes are not the lock's, and one with a '../' member, fail with the dist
-    and the cause named; nothing of them is installed, the dists before them stay installed.
+    and the cause named; nothing of them is installed, the dists before them stay installed;
+  - --compile-in IMAGE: the .pyc come from the image's own python3 in a sandbox (test_run's Debian python
+    image), are hash-based (valid on a read-only tree), listed in RECORD, and used by an import that writes
+    nothing; an image without python3 fails and installs nothing.
 """
 
 import glob
@@ -134,6 +137,64 @@ class PkgInstallTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(to, "escapes==1.0", "files")))
         self.assertFalse(os.path.exists(os.path.join(to, "escapes==1.0", "outside.py")))
         self.assertEqual(glob.glob(os.path.join(to, ".download-*")), [])
+
+
+class CompileInImageTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        for tool in ("nginx", "crun", "mmdebstrap"):
+            if not shutil.which(tool):
+                raise unittest.SkipTest(f"{tool} not installed")
+        import test_run  # noqa: E402  (its images and cgroup set-up)
+        test_run.prepare_cgroups()
+        cls.base_ref, cls.py_ref = test_run.build_images(harness.LAZYFS)
+        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install-compile.")
+        index = PackageIndex(os.path.join(cls.dir, "index"))
+        index.add_wheel("app-lib", "1.2", extra_members=[("app_lib/util.py", b"def twice(x):\n    return 2 * x\n")])
+        index.write()
+        cls.server = NginxIndex(index.root).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def lock(self):
+        lock = os.path.join(self.dir, "app.lock")
+        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
+                                   "--python-version", "3.11", "--cache-dir", os.path.join(self.dir, "cache"),
+                                   "-o", lock, "app-lib"], timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return lock
+
+    def test_pyc_from_the_image_interpreter(self):
+        to = os.path.join(self.dir, "compiled")
+        proc = harness.run_lazyfs(["pkg", "install", "-q", self.lock(), "--to", to, "--compile-in", self.py_ref],
+                                  timeout=600)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        files = os.path.join(to, "app-lib==1.2", "files")
+        pycs = sorted(os.listdir(os.path.join(files, "app_lib", "__pycache__")))
+        self.assertEqual(pycs, ["__init__.cpython-311.pyc", "util.cpython-311.pyc"])
+        with open(os.path.join(files, "app_lib", "__pycache__", "util.cpython-311.pyc"), "rb") as f:
+            header = f.read(8)
+        self.assertEqual(int.from_bytes(header[4:8], "little"), 1)  # PEP 552: hash-based, unchecked
+        with open(os.path.join(files, "app_lib-1.2.dist-info", "RECORD")) as f:
+            record = f.read()
+        self.assertIn("app_lib/__pycache__/util.cpython-311.pyc,sha256=", record)
+        before = {os.path.join(d, n) for d, _, names in os.walk(files) for n in names}
+        proc = python_with(to, "import app_lib.util; print(app_lib.util.twice(21), app_lib.util.__cached__)")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(proc.stdout.startswith("42 "), proc.stdout)
+        self.assertEqual({os.path.join(d, n) for d, _, names in os.walk(files) for n in names}, before)
+
+    def test_image_without_python(self):
+        to = os.path.join(self.dir, "nopython")
+        proc = harness.run_lazyfs(["pkg", "install", "-q", self.lock(), "--to", to, "--compile-in", self.base_ref],
+                                  timeout=600)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("has no python3", proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(to, "app-lib==1.2", "files")))
 
 
 class DebianWheelsInstallTest(unittest.TestCase):
