@@ -1,6 +1,6 @@
 #include "pkg/entry_points.h"
 
-#include "common/ascii.h"
+#include "pkg/text.h"
 
 namespace lazyfs::pkg {
 namespace {
@@ -22,12 +22,6 @@ bool IsDottedName(std::string_view text) {
   }
 }
 
-std::string_view Trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 Result<std::vector<ScriptEntryPoint>> ParseScriptEntryPoints(std::string_view text, std::string_view where) {
@@ -37,7 +31,7 @@ Result<std::vector<ScriptEntryPoint>> ParseScriptEntryPoints(std::string_view te
   for (size_t from = 0; from <= text.size();) {
     size_t end = text.find('\n', from);
     if (end == std::string_view::npos) end = text.size();
-    std::string_view line = Trimmed(text.substr(from, end - from));
+    std::string_view line = StripPythonSpace(text.substr(from, end - from));
     from = end + 1;
     ++number;
     auto bad = [&](const std::string& why) {
@@ -49,7 +43,7 @@ Result<std::vector<ScriptEntryPoint>> ParseScriptEntryPoints(std::string_view te
     }
     if (line.front() == '[') {
       if (line.back() != ']') return bad("section header without ']'");
-      section = AsciiLower(Trimmed(line.substr(1, line.size() - 2)));
+      section = AsciiLower(StripPythonSpace(line.substr(1, line.size() - 2)));
       continue;
     }
     if (section != "console_scripts" && section != "gui_scripts") continue;
@@ -57,16 +51,16 @@ Result<std::vector<ScriptEntryPoint>> ParseScriptEntryPoints(std::string_view te
     if (equals == std::string_view::npos) return bad("expected 'name = module:object'");
     ScriptEntryPoint entry;
     entry.gui = section == "gui_scripts";
-    entry.name = std::string(Trimmed(line.substr(0, equals)));
-    std::string_view value = Trimmed(line.substr(equals + 1));
-    if (size_t extras = value.find('['); extras != std::string_view::npos) value = Trimmed(value.substr(0, extras));
+    entry.name = std::string(StripPythonSpace(line.substr(0, equals)));
+    std::string_view value = StripPythonSpace(line.substr(equals + 1));
+    if (size_t extras = value.find('['); extras != std::string_view::npos) value = StripPythonSpace(value.substr(0, extras));
     if (entry.name.empty() || entry.name == "." || entry.name == ".." ||
         entry.name.find_first_of("/\\") != std::string::npos || entry.name.find('\0') != std::string::npos) {
       return bad("script name '" + entry.name + "' is not a file name");
     }
     size_t colon = value.find(':');
-    entry.module = std::string(Trimmed(value.substr(0, colon)));
-    if (colon != std::string_view::npos) entry.object = std::string(Trimmed(value.substr(colon + 1)));
+    entry.module = std::string(StripPythonSpace(value.substr(0, colon)));
+    if (colon != std::string_view::npos) entry.object = std::string(StripPythonSpace(value.substr(colon + 1)));
     if (!IsDottedName(entry.module) || !IsDottedName(entry.object)) {
       return bad("'" + std::string(value) + "' is not module:object (a script needs a callable)");
     }

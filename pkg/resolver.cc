@@ -76,13 +76,6 @@ std::string NeedText(const Requirement& r) {
   return bare.ToString();
 }
 
-// PEP 592 and pip: yanked files are only for a set that is exactly one == (not a wildcard) or === clause.
-bool IsExactPin(const SpecifierSet& specifier) {
-  if (specifier.clauses().size() != 1) return false;
-  const Specifier& only = specifier.clauses()[0];
-  return (only.op() == Specifier::Operator::kEqual && !only.wildcard()) || only.op() == Specifier::Operator::kArbitrary;
-}
-
 std::string Indent(const std::string& text, const std::string& prefix) {
   std::string out = prefix;
   for (char c : text) {
@@ -103,6 +96,7 @@ class Resolver {
     LAZYFS_TRY(ReadRoots());
     for (;;) {
       std::map<std::string, std::vector<Need>> needs = NeedsBefore(stack_.size());
+      Report(needs);
       std::optional<std::string> key = NextKey(needs);
       if (!key) return Finish();
       Decision decision;
@@ -118,7 +112,6 @@ class Resolver {
       if (decision.options.empty()) decision.failures.push_back(why_none);
       stack_.push_back(std::move(decision));
       LAZYFS_TRY(Advance());
-      Report();
     }
   }
 
@@ -126,10 +119,9 @@ class Resolver {
   // The user's requirements and constraints as needs; markers false for the target are dropped with a
   // warning, URLs refused.
   Status ReadRoots() {
-    MarkerEnvironment env = request_.target.Markers();
     auto applies = [&](const RequirementLine& line) -> Result<bool> {
       if (!line.requirement.marker) return true;
-      Result<bool> holds = line.requirement.marker->Evaluate(env);
+      Result<bool> holds = line.requirement.marker->Evaluate(markers_);
       if (!holds) {
         return InvalidArgument("the marker of '" + line.requirement.ToString() + "' (" + line.where +
                                ") cannot be evaluated: " + holds.error().message());
@@ -168,7 +160,7 @@ class Resolver {
     if (hashed != roots_.end()) {
       hash_mode_where_ = hashed->where;
       for (const Need& n : roots_) {
-        if (!IsExactPin(n.specifier)) {
+        if (!n.specifier.IsExactPin()) {
           return InvalidArgument("'" + n.text + "' (" + n.where + ") is not pinned with ==, and a --hash (" +
                                  hash_mode_where_ + ") asks for hash-checking mode, where every requirement is");
         }
@@ -220,7 +212,7 @@ class Resolver {
       if (Chosen(key, stack_.size())) continue;
       SpecifierSet combined;
       for (const Need& n : list) combined = combined.Intersect(n.specifier);
-      std::tuple<bool, size_t, std::string> rank{!IsExactPin(combined), DepthOf(list), key};
+      std::tuple<bool, size_t, std::string> rank{!combined.IsExactPin(), DepthOf(list), key};
       if (!best || rank < *best) best = rank;
     }
     if (!best) return std::nullopt;
@@ -250,7 +242,7 @@ class Resolver {
     for (const Need& n : needs) combined = combined.Intersect(n.specifier);
     std::optional<bool> pre = request_.pre ? std::optional(true) : std::nullopt;
     std::vector<const Candidate*> options = Admitted(project->wheels, combined, pre);
-    if (options.empty() && IsExactPin(combined)) options = Admitted(project->with_yanked, combined, pre);
+    if (options.empty() && combined.IsExactPin()) options = Admitted(project->with_yanked, combined, pre);
     for (const Need& n : needs) {
       if (n.hashes.empty()) continue;
       std::erase_if(options, [&](const Candidate* c) {
@@ -502,11 +494,11 @@ class Resolver {
     return out;
   }
 
-  void Report() const {
-    if (!request_.progress) return;
+  // Progress after each decision: `needs` are the ones in force now.
+  void Report(const std::map<std::string, std::vector<Need>>& needs) const {
+    if (!request_.progress || stack_.empty()) return;
     ResolveProgress p;
     p.chosen = stack_.size();
-    std::map<std::string, std::vector<Need>> needs = NeedsBefore(stack_.size());
     p.pending = needs.size() > stack_.size() ? needs.size() - stack_.size() : 0;
     p.attempts = attempts_;
     p.backjumps = backjumps_;

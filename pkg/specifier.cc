@@ -193,6 +193,12 @@ std::string SpecifierSet::ToString() const {
   return out;
 }
 
+bool SpecifierSet::IsExactPin() const {
+  if (clauses_.size() != 1) return false;
+  const Specifier& only = clauses_[0];
+  return (only.op() == Specifier::Operator::kEqual && !only.wildcard()) || only.op() == Specifier::Operator::kArbitrary;
+}
+
 bool SpecifierSet::ImpliesPrereleases() const {
   return std::any_of(clauses_.begin(), clauses_.end(), [](const Specifier& s) { return s.NamesPrerelease(); });
 }

@@ -61,6 +61,9 @@ class SpecifierSet {
 
   const std::vector<Specifier>& clauses() const { return clauses_; }  // sorted by their strings
   bool empty() const { return clauses_.empty(); }
+  // Exactly one `==` clause without a wildcard, or one `===`: the pin PEP 592 lets take a yanked file
+  // (and pip's hash-checking mode asks of every requirement).
+  bool IsExactPin() const;
   std::string ToString() const;  // clauses sorted, duplicates (by meaning) dropped, comma-joined
 
   // `raw` need not be a valid version (then only `===` clauses, or the empty set, can admit it).

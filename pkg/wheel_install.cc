@@ -97,6 +97,12 @@ fetch::ArchiveReadPtr OpenZip() {
   return a;
 }
 
+// The most bytes a wheel of `wheel_size` bytes may unpack to.
+uint64_t AllowedBytes(const WheelLimits& limits, uint64_t wheel_size) {
+  return std::min(limits.max_total_bytes,
+                  std::max(limits.expansion_floor, limits.max_expansion * std::max<uint64_t>(wheel_size, 1)));
+}
+
 // Pass 1: every member's name and type from the central directory, checked, and the dist-info found.
 Result<std::vector<Member>> ListMembers(const std::string& path, const std::string& where, const WheelLimits& limits,
                                         uint64_t wheel_size) {
@@ -133,8 +139,7 @@ Result<std::vector<Member>> ListMembers(const std::string& path, const std::stri
     members.push_back(std::move(m));
   }
   if (r != ARCHIVE_EOF) return Corrupt(where + ": zip central directory: " + fetch::ArchiveErrorString(a.get()));
-  uint64_t allowed = std::min(limits.max_total_bytes,
-                              std::max(limits.expansion_floor, limits.max_expansion * std::max<uint64_t>(wheel_size, 1)));
+  uint64_t allowed = AllowedBytes(limits, wheel_size);
   if (declared_total > allowed) {
     return Corrupt(where + ": members add up to " + std::to_string(declared_total) + " bytes from a " +
                    std::to_string(wheel_size) + "-byte wheel (more than " + std::to_string(allowed) +
@@ -381,8 +386,7 @@ Result<InstalledWheel> InstallWheel(const std::string& wheel_path, const std::st
   TempTree tree{pattern};
   ::chmod(tree.path.c_str(), 0755);
 
-  uint64_t allowed = std::min(options.limits.max_total_bytes,
-                              std::max(options.limits.expansion_floor, options.limits.max_expansion * std::max<uint64_t>(wheel_size, 1)));
+  uint64_t allowed = AllowedBytes(options.limits, wheel_size);
   std::map<std::string, std::string> destinations;
   std::map<std::string, Written> written =
       LAZYFS_TRY(Extract(wheel_path, where, members, layout, tree.path, options, destinations, allowed));

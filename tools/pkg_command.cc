@@ -133,11 +133,7 @@ Result<nlohmann::json> Show(const PkgFlags& flags, const std::string& text) {
 
   std::vector<pkg::IndexFile> files = LAZYFS_TRY(index.ProjectFiles(requirement.name));
   // PEP 592: a yanked file is only for a requirement that pins its version exactly.
-  bool pinned = requirement.specifier.clauses().size() == 1 &&
-                (requirement.specifier.clauses()[0].op() == pkg::Specifier::Operator::kEqual ||
-                 requirement.specifier.clauses()[0].op() == pkg::Specifier::Operator::kArbitrary) &&
-                !requirement.specifier.clauses()[0].wildcard();
-  pkg::CandidateSet set = pkg::WheelCandidates(files, requirement.name, target, pinned);
+  pkg::CandidateSet set = pkg::WheelCandidates(files, requirement.name, target, requirement.specifier.IsExactPin());
   std::vector<const pkg::Candidate*> admitted =
       pkg::Admitted(set, requirement.specifier, flags.pre ? std::optional(true) : std::nullopt);
   if (admitted.empty()) return NotFound(pkg::NoCandidateMessage(set, requirement.name, requirement.specifier, target));
