@@ -5,8 +5,6 @@
 // target (pkg/resolver.h), printed and written as a lock file (pkg/lock_file.h).
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <unistd.h>
 
@@ -27,6 +25,7 @@
 #include "pkg/resolver.h"
 #include "pkg/target.h"
 #include "tools/commands.h"
+#include "tools/pkg_transport.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -86,16 +85,6 @@ Result<std::string> HostPythonVersion() {
   return version;
 }
 
-std::string NetrcFile(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("NETRC"); env && *env) return env;
-  if (const char* home = std::getenv("HOME"); home && *home) {
-    std::string path = std::string(home) + "/.netrc";
-    if (std::filesystem::exists(path)) return path;
-  }
-  return "";
-}
-
 Result<pkg::TargetEnvironment> TargetOf(const PkgFlags& flags) {
   std::string python = flags.python_version.empty() ? LAZYFS_TRY(HostPythonVersion()) : flags.python_version;
   return pkg::MakeTarget(python, flags.platform);
@@ -104,10 +93,7 @@ Result<pkg::TargetEnvironment> TargetOf(const PkgFlags& flags) {
 // An index client over --index-url and the extra indexes, with the shared cache behind it.
 Result<std::unique_ptr<pkg::IndexClient>> OpenIndex(const PkgFlags& flags, const std::string& index_url,
                                                     const std::vector<std::string>& extra_index_urls) {
-  fetch::CurlTransportOptions transport_options;
-  transport_options.ca_file = flags.ca_file;
-  transport_options.netrc_file = NetrcFile(flags.netrc);
-  std::shared_ptr<fetch::HttpTransport> transport = LAZYFS_TRY(fetch::NewCurlTransport(transport_options));
+  std::shared_ptr<fetch::HttpTransport> transport = LAZYFS_TRY(PkgTransport(flags.ca_file, flags.netrc));
   cache::CacheOptions cache_options;
   cache_options.dir = flags.cache_dir;
   auto cache = std::make_shared<StoreIndexCache>(LAZYFS_TRY(cache::ChunkStore::Open(cache_options)));

@@ -11,7 +11,6 @@
 // a sandbox (/packages/NAME==VERSION/files) written into the code objects for tracebacks.
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -26,6 +25,7 @@
 #include "pkg/wheel_install.h"
 #include "run/signal_watch.h"
 #include "tools/commands.h"
+#include "tools/pkg_transport.h"
 #include "tools/run_command.h"
 #include "tools/run_resolve.h"
 
@@ -88,10 +88,7 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
   run::SignalWatch signals = LAZYFS_TRY(run::SignalWatch::Start());
   pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(flags.lock)), flags.lock));
   LAZYFS_TRY(MakeDirs(flags.to));
-  fetch::CurlTransportOptions transport_options;
-  transport_options.ca_file = flags.ca_file;
-  transport_options.netrc_file = flags.netrc;
-  std::shared_ptr<fetch::HttpTransport> transport = LAZYFS_TRY(fetch::NewCurlTransport(transport_options));
+  std::shared_ptr<fetch::HttpTransport> transport = LAZYFS_TRY(PkgTransport(flags.ca_file, flags.netrc));
   std::string pattern = flags.to + "/.download-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) return IoError("creating a download directory in " + flags.to);
   DownloadDir downloads{pattern};
@@ -151,7 +148,7 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
   install->add_option("--interpreter", flags->interpreter, "#! of the installed scripts: the target's python3")
       ->capture_default_str();
   install->add_option("--ca-file", flags->ca_file, "PEM bundle to trust for https instead of the system's");
-  install->add_option("--netrc", flags->netrc, "netrc file with index credentials");
+  install->add_option("--netrc", flags->netrc, "netrc file with index credentials (default: $NETRC, else ~/.netrc)");
   install->add_option("--compile-in", flags->compile_in,
                       "image whose python3 compiles the .pyc (oci:DIR:TAG or docker://...; default: none)");
   install->add_option("--installer-memory", flags->installer_memory, "memory limit of the compile sandbox")
