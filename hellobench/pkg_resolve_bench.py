@@ -71,8 +71,7 @@ def main():
     rows = []
     try:
         index = PackageIndex(os.path.join(work, "index"))
-        for w in wheels:
-            index.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
+        index.add_wheel_files(wheels)
         index.write()
         with NginxIndex(index.root) as server:
             html, nometa = server.index_url("html"), server.index_url("nometa")

@@ -11,6 +11,10 @@ on 127.0.0.1 in three flavours over the same files:
     with NginxIndex(index.root) as server:
         server.index_url("html")    # http://127.0.0.1:PORT/html/
         server.requests()           # access log lines: (method, path, status, bytes, range)
+
+IndexTestCase is the test class over one such index: its subclasses fill it in `fill_index(index)` (and
+may change served files in `after_write(index)`); setUpClass serves it, tearDownClass stops nginx and
+removes the temp dir; `resolve_lock` makes a lock with `lazyfs pkg resolve`.
 """
 
 import base64
@@ -19,8 +23,12 @@ import html
 import json
 import os
 import re
+import shutil
+import tempfile
+import unittest
 import zipfile
 
+import harness
 from nginx_harness import NginxServer
 
 
@@ -93,6 +101,11 @@ class PackageIndex:
                          "requires_python": requires_python, "yanked": None,
                          "metadata_sha256": hashlib.sha256(metadata).hexdigest()})
         return target
+
+    def add_wheel_files(self, wheels):
+        """Wheels of debian_wheels.debian_wheels() (path, name, metadata, requires_python)."""
+        for w in wheels:
+            self.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
 
     def add_sdist(self, name, version):
         filename = f"{name}-{version}.tar.gz"
@@ -181,3 +194,45 @@ class NginxIndex(NginxServer):
                 out.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4)),
                             None if m.group(5) == "-" else m.group(5)))
         return out
+
+
+class IndexTestCase(unittest.TestCase):
+    """A test class with a temp dir (`dir`) and a PackageIndex (`index`) served by nginx (`server`)."""
+
+    PREFIX = "lazyfs-it-pkg."
+    TOOLS = ("nginx",)  # skipped (a failure under $CI) when one is missing
+
+    @classmethod
+    def fill_index(cls, index):
+        raise NotImplementedError
+
+    @classmethod
+    def after_write(cls, index):
+        """Runs once the pages are written, before nginx starts: tamper with served files here."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_environment()
+        for tool in cls.TOOLS:
+            if not shutil.which(tool):
+                raise unittest.SkipTest(f"{tool} not installed")
+        cls.dir = tempfile.mkdtemp(prefix=cls.PREFIX)
+        cls.index = PackageIndex(os.path.join(cls.dir, "index"))
+        cls.fill_index(cls.index)
+        cls.index.write()
+        cls.after_write(cls.index)
+        cls.server = NginxIndex(cls.index.root).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def resolve_lock(self, requirements, name, python="3.11"):
+        """`lazyfs pkg resolve -o DIR/NAME.lock REQUIREMENTS` on the HTML flavour; the lock's path."""
+        lock = os.path.join(self.dir, name + ".lock")
+        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
+                                   "--python-version", python, "--cache-dir", os.path.join(self.dir, "cache"),
+                                   "-o", lock, *requirements], timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return lock

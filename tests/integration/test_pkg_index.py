@@ -12,26 +12,19 @@
 
 import json
 import os
-import shutil
 import sys
 import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from package_index import NginxIndex, PackageIndex  # noqa: E402
+from package_index import IndexTestCase  # noqa: E402
 
 BIG = 3 << 20  # an incompressible member in front of the dist-info, so a whole-wheel read would show
 
 
-class PkgIndexTest(unittest.TestCase):
+class PkgIndexTest(IndexTestCase):
     @classmethod
-    def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx"):
-            raise unittest.SkipTest("nginx not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-pkg.")
-        index = PackageIndex(os.path.join(cls.dir, "index"))
+    def fill_index(cls, index):
         index.add_wheel("Demo.Pkg", "1.0", requires=["six"])
         cls.wheel = index.add_wheel("Demo.Pkg", "1.2", requires=["six>=1.10", "tomli; python_version < \"3.11\"",
                                                                  "rich; extra == \"fancy\""],
@@ -42,13 +35,6 @@ class PkgIndexTest(unittest.TestCase):
         index.add_wheel("liar", "1.0", wrong_metadata_hash=True)
         index.add_sdist("onlysource", "1.0")
         index.add_wheel("native", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
-        index.write()
-        cls.server = NginxIndex(index.root).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
         self.cache = tempfile.mkdtemp(prefix="cache.", dir=self.dir)

@@ -16,16 +16,13 @@ imports from there (with -S, so nothing of the host's dist-packages can stand in
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from debian_wheels import DEBIAN_ROOTS, debian_wheels  # noqa: E402
-from package_index import NginxIndex, PackageIndex  # noqa: E402
+from package_index import IndexTestCase  # noqa: E402
 from pip_reference import PIP_PYTHON, host_python_version  # noqa: E402
 
 
@@ -37,37 +34,25 @@ def python_with(packages_dir, code):
     return subprocess.run([PIP_PYTHON, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60)
 
 
-class PkgInstallTest(unittest.TestCase):
+class PkgInstallTest(IndexTestCase):
+    PREFIX = "lazyfs-it-install."
+
     @classmethod
-    def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx"):
-            raise unittest.SkipTest("nginx not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install.")
-        index = PackageIndex(os.path.join(cls.dir, "index"))
+    def fill_index(cls, index):
         index.add_wheel("app-main", "1.0", requires=["app-lib>=1", "app-cli"])
         index.add_wheel("app-lib", "1.2")
         index.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
                         extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
         cls.tampered = index.add_wheel("tampered", "1.0")
         index.add_wheel("escapes", "1.0", extra_members=[("../outside.py", b"boom = 1\n")])
-        index.write()
-        cls.server = NginxIndex(index.root).__enter__()
-        cls.index = index
-        cls.python = host_python_version()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.python = host_python_version()
 
     def lock(self, requirements, name):
-        lock = os.path.join(self.dir, name + ".lock")
-        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
-                                   "--python-version", self.python, "--cache-dir", os.path.join(self.dir, "cache"),
-                                   "-o", lock, *requirements], timeout=120)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        return lock
+        return self.resolve_lock(requirements, name, self.python)
 
     def install(self, lock, to, ok=True):
         proc = harness.run_lazyfs(["pkg", "install", "--json", lock, "--to", to], timeout=300)
@@ -139,34 +124,23 @@ class PkgInstallTest(unittest.TestCase):
         self.assertEqual(glob.glob(os.path.join(to, ".download-*")), [])
 
 
-class CompileInImageTest(unittest.TestCase):
+class CompileInImageTest(IndexTestCase):
+    PREFIX = "lazyfs-it-install-compile."
+    TOOLS = ("nginx", "crun", "mmdebstrap")
+
+    @classmethod
+    def fill_index(cls, index):
+        index.add_wheel("app-lib", "1.2", extra_members=[("app_lib/util.py", b"def twice(x):\n    return 2 * x\n")])
+
     @classmethod
     def setUpClass(cls):
-        harness.require_environment()
-        for tool in ("nginx", "crun", "mmdebstrap"):
-            if not shutil.which(tool):
-                raise unittest.SkipTest(f"{tool} not installed")
+        super().setUpClass()
         import test_run  # noqa: E402  (its images and cgroup set-up)
         test_run.prepare_cgroups()
         cls.base_ref, cls.py_ref = test_run.build_images(harness.LAZYFS)
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install-compile.")
-        index = PackageIndex(os.path.join(cls.dir, "index"))
-        index.add_wheel("app-lib", "1.2", extra_members=[("app_lib/util.py", b"def twice(x):\n    return 2 * x\n")])
-        index.write()
-        cls.server = NginxIndex(index.root).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def lock(self):
-        lock = os.path.join(self.dir, "app.lock")
-        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
-                                   "--python-version", "3.11", "--cache-dir", os.path.join(self.dir, "cache"),
-                                   "-o", lock, "app-lib"], timeout=120)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        return lock
+        return self.resolve_lock(["app-lib"], "app")
 
     def test_pyc_from_the_image_interpreter(self):
         to = os.path.join(self.dir, "compiled")
@@ -197,30 +171,16 @@ class CompileInImageTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(to, "app-lib==1.2", "files")))
 
 
-class DebianWheelsInstallTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx") or not shutil.which("apt-get"):
-            raise unittest.SkipTest("nginx or apt-get not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-install-debian.")
-        index = PackageIndex(os.path.join(cls.dir, "index"))
-        for w in debian_wheels(DEBIAN_ROOTS):
-            index.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
-        index.write()
-        cls.server = NginxIndex(index.root).__enter__()
+class DebianWheelsInstallTest(IndexTestCase):
+    PREFIX = "lazyfs-it-install-debian."
+    TOOLS = ("nginx", "apt-get")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+    def fill_index(cls, index):
+        index.add_wheel_files(debian_wheels(DEBIAN_ROOTS))
 
     def test_compiled_extension_imports(self):
-        lock = os.path.join(self.dir, "jinja.lock")
-        proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url("html"),
-                                   "--python-version", host_python_version(), "--cache-dir",
-                                   os.path.join(self.dir, "cache"), "-o", lock, "jinja2", "markupsafe", "rich"], timeout=120)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lock = self.resolve_lock(["jinja2", "markupsafe", "rich"], "jinja", host_python_version())
         to = os.path.join(self.dir, "packages")
         proc = harness.run_lazyfs(["pkg", "install", "-q", lock, "--to", to], timeout=300)
         self.assertEqual(proc.returncode, 0, proc.stderr)

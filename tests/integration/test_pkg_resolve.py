@@ -18,7 +18,6 @@ index flavour without metadata files there, see pip_reference.py for why.
 import hashlib
 import json
 import os
-import shutil
 import struct
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from debian_wheels import CLOSURES, DEBIAN_ROOTS, debian_wheels  # noqa: E402
-from package_index import NginxIndex, PackageIndex  # noqa: E402
+from package_index import IndexTestCase  # noqa: E402
 from pip_reference import host_python_version, pip_available, pip_resolve  # noqa: E402
 
 NATIVE_TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -51,8 +50,8 @@ CASES = {
 }
 
 
-def build_index(root):
-    index = PackageIndex(root)
+def add_cases(index):
+    """The wheels the CASES resolve over."""
     index.add_wheel("alpha", "1.0", requires=["beta<1.5"])
     index.add_wheel("alpha", "1.1", requires=["beta<1.5"])
     index.add_wheel("alpha", "2.0", requires=["beta>=1.2"])
@@ -87,27 +86,21 @@ def build_index(root):
     index.add_wheel("mid", "1.0", requires=["leaf<1"])
     index.add_wheel("leaf", "0.5")
     index.add_wheel("leaf", "2.0")
-    index.write()
-    return index
 
 
-class PkgResolveTest(unittest.TestCase):
+class PkgResolveTest(IndexTestCase):
+    PREFIX = "lazyfs-it-resolve."
+
+    @classmethod
+    def fill_index(cls, index):
+        add_cases(index)
+
     @classmethod
     def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx"):
-            raise unittest.SkipTest("nginx not installed")
         if not pip_available():
             raise unittest.SkipTest("Debian's pip (python3-pip) not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-resolve.")
-        cls.index = build_index(os.path.join(cls.dir, "index"))
-        cls.server = NginxIndex(cls.index.root).__enter__()
+        super().setUpClass()
         cls.python = host_python_version()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
         self.cache = tempfile.mkdtemp(prefix="cache.", dir=self.dir)
@@ -252,38 +245,35 @@ def _lying_central_directory(path):
         f.write(struct.pack("<I", len(data) + 4096))
 
 
-class HostileIndexTest(unittest.TestCase):
+class HostileIndexTest(IndexTestCase):
     """Bad input met while resolving: exit 1, a message naming the project, the URL and the cause; nothing
     unverified kept in the cache (a second run fails the same way and asks for the same file again)."""
 
+    PREFIX = "lazyfs-it-resolve-bad."
+
     @classmethod
-    def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx"):
-            raise unittest.SkipTest("nginx not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-resolve-bad.")
-        index = PackageIndex(os.path.join(cls.dir, "index"))
+    def fill_index(cls, index):
         for dependency in ("liar", "noname", "badreq", "huge", "cdlies"):
             index.add_wheel(f"needs-{dependency}", "1.0", requires=[dependency])
         index.add_wheel("liar", "1.0", wrong_metadata_hash=True)
         index.add_wheel("noname", "1.0", metadata_override="Metadata-Version: 2.1\nVersion: 1.0\n\n")
         index.add_wheel("badreq", "1.0", requires=["ok (>=1"])
-        huge = index.add_wheel("huge", "1.0")
-        cdlies = index.add_wheel("cdlies", "1.0")
+        cls.huge = index.add_wheel("huge", "1.0")
+        cls.cdlies = index.add_wheel("cdlies", "1.0")
         index.add_wheel("broken-json", "1.0")
-        index.write()
-        with open(huge + ".metadata", "r+b") as f:
-            f.truncate(1 << 30)  # a 1 GiB metadata file (sparse)
-        _lying_central_directory(cdlies)
-        with open(os.path.join(index.root, "json", "broken-json", "index.json"), "w") as f:
-            f.write('{"meta": {"api-version": "1.1"}, "name": "broken-json", "files": [')
-        cls.server = NginxIndex(index.root).__enter__()
-        cls.cache = os.path.join(cls.dir, "cache")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+    def after_write(cls, index):
+        with open(cls.huge + ".metadata", "r+b") as f:
+            f.truncate(1 << 30)  # a 1 GiB metadata file (sparse)
+        _lying_central_directory(cls.cdlies)
+        with open(os.path.join(index.root, "json", "broken-json", "index.json"), "w") as f:
+            f.write('{"meta": {"api-version": "1.1"}, "name": "broken-json", "files": [')
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cache = os.path.join(cls.dir, "cache")
 
     def fails(self, requirement, flavour="html"):
         proc = harness.run_lazyfs(["pkg", "resolve", "-q", "--index-url", self.server.index_url(flavour),
@@ -324,26 +314,20 @@ class HostileIndexTest(unittest.TestCase):
         self.assertFailsTwice("broken-json", "/json/broken-json/", flavour="json")
 
 
-class DebianClosuresTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_environment()
-        if not shutil.which("nginx") or not shutil.which("apt-get"):
-            raise unittest.SkipTest("nginx or apt-get not installed")
-        if not pip_available():
-            raise unittest.SkipTest("Debian's pip (python3-pip) not installed")
-        cls.dir = tempfile.mkdtemp(prefix="lazyfs-it-debian-wheels.")
-        cls.index = PackageIndex(os.path.join(cls.dir, "index"))
-        for w in debian_wheels(DEBIAN_ROOTS):
-            cls.index.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
-        cls.index.write()
-        cls.server = NginxIndex(cls.index.root).__enter__()
-        cls.python = host_python_version()
+class DebianClosuresTest(IndexTestCase):
+    PREFIX = "lazyfs-it-debian-wheels."
+    TOOLS = ("nginx", "apt-get")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+    def fill_index(cls, index):
+        index.add_wheel_files(debian_wheels(DEBIAN_ROOTS))
+
+    @classmethod
+    def setUpClass(cls):
+        if not pip_available():
+            raise unittest.SkipTest("Debian's pip (python3-pip) not installed")
+        super().setUpClass()
+        cls.python = host_python_version()
 
     def test_real_closures_agree_with_pip(self):
         sizes = {}
