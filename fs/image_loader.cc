@@ -3,11 +3,14 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/byte_codec.h"
 #include "common/log.h"
+#include "fs/entry_name.h"
 #include "fs/estargz.h"
+#include "fs/package_layer.h"
 #include "fs/tar_layer.h"
 
 namespace lazyfs::fs {
@@ -81,6 +84,101 @@ Status DecodeLoaded(std::string_view data, LoadedImage& image) {
   return Ok();
 }
 
+// A composed mount's tree: the image encoding plus the conflicts found when it was built.
+std::string ComposedTreeKey(const Sha256Digest& composition) { return "composed-tree/v1/" + composition.ToString(); }
+
+std::string EncodeComposed(const LoadedImage& image) {
+  ByteWriter w;
+  w.Bytes(EncodeLoaded(image));
+  w.U64(image.conflicts.size());
+  for (const std::string& c : image.conflicts) w.Bytes(c);
+  return w.Take();
+}
+
+Status DecodeComposed(std::string_view data, LoadedImage& image) {
+  ByteReader r(data);
+  LAZYFS_TRY(DecodeLoaded(LAZYFS_TRY(r.Bytes()), image));
+  uint64_t count = LAZYFS_TRY(r.U64());
+  if (count > data.size()) return Corrupt("bad conflict count");
+  for (uint64_t i = 0; i < count; ++i) image.conflicts.emplace_back(LAZYFS_TRY(r.Bytes()));
+  return Ok();
+}
+
+// Indexes every layer (each through its own blob reader) in parallel: each costs a round trip or two to
+// the registry plus a TOC transfer and parse, and on a high-latency link doing them one after another
+// added up to half a cold mount. Fills each layer's lazy flag and size, appends landmark prefetch lists
+// of the first `prefetch_layers` layers to `prefetch`.
+Result<std::vector<LayerIndex>> IndexLayers(const std::string& name, std::vector<LayerInfo>& layers,
+                                            cache::ChunkStore& store, size_t prefetch_layers,
+                                            std::vector<std::string>& prefetch) {
+  std::vector<std::optional<Result<LayerIndex>>> results(layers.size());
+  {
+    std::atomic<size_t> next{0};
+    auto index_layers = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < results.size();) {
+        auto started = std::chrono::steady_clock::now();
+        results[i] = IndexLayer(name, static_cast<uint32_t>(i), *layers[i].blobs, layers[i].descriptor, store);
+        LogDebug("image {}: layer {} indexed in {} ms", name, i,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+      }
+    };
+    std::vector<std::jthread> helpers;
+    for (size_t t = 1; t < std::min(results.size(), kParallelLayerIndexes); ++t) helpers.emplace_back(index_layers);
+    index_layers();
+  }
+  std::vector<LayerIndex> indexes;
+  for (uint32_t i = 0; i < layers.size(); ++i) {
+    LayerInfo& layer = layers[i];
+    Result<LayerIndex>& index = *results[i];
+    if (!index) {
+      return std::move(index).error().Context(fmt::format("image {} layer {} ({})", name, i, layer.descriptor.digest.ToString()));
+    }
+    layer.lazy = index->lazy;
+    layer.uncompressed_size = index->uncompressed_size;
+    if (i < prefetch_layers) {
+      for (const std::string& p : index->prefetch) prefetch.push_back(p);
+    }
+    indexes.push_back(std::move(*index));
+  }
+  return indexes;
+}
+
+SkipReporter LogSkips(const LoadedImage& image) {
+  return [&image](uint32_t layer, const std::string& entry, const std::string& why) {
+    LogWarn("image {} layer {} ({}) entry '{}': {}", image.name, layer, image.layers[layer].descriptor.digest.ToString(),
+            entry, why);
+  };
+}
+
+// Regular files that two parts place at one path with different bytes.
+std::vector<std::string> FindConflicts(const std::vector<LayerIndex>& placed, const std::vector<size_t>& part_of,
+                                       const std::vector<MountPart>& parts) {
+  struct Seen {
+    size_t part;
+    const LayerEntry* entry;
+  };
+  std::unordered_map<std::string, Seen> seen;
+  std::vector<std::string> conflicts;
+  for (size_t i = 0; i < placed.size(); ++i) {
+    for (const LayerEntry& e : placed[i].entries) {
+      if (e.type != EntryType::kRegular) continue;
+      std::optional<std::string> path = NormalizeEntryName(e.name);
+      if (!path) continue;
+      auto [it, fresh] = seen.try_emplace(*path, Seen{part_of[i], &e});
+      if (fresh || it->second.part == part_of[i]) continue;
+      const LayerEntry& other = *it->second.entry;
+      bool same = other.size == e.size && other.chunks.size() == e.chunks.size() &&
+                  std::equal(other.chunks.begin(), other.chunks.end(), e.chunks.begin(),
+                             [](const ChunkRef& a, const ChunkRef& b) { return a.digest == b.digest; });
+      if (!same) {
+        conflicts.push_back(fmt::format("{} ({} and {})", *path, parts[it->second.part].name, parts[part_of[i]].name));
+      }
+      it->second = Seen{part_of[i], &e};
+    }
+  }
+  return conflicts;
+}
+
 }  // namespace
 
 Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& source, cache::ChunkStore& store,
@@ -89,7 +187,7 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
   LoadedImage image;
   image.name = name;
   image.manifest_digest = resolved.manifest_digest;
-  for (const fetch::Descriptor& d : resolved.manifest.layers) image.layers.push_back({d, true, 0});
+  for (const fetch::Descriptor& d : resolved.manifest.layers) image.layers.push_back({d, true, 0, &source.blobs()});
 
   std::string tree_key = TreeKey(image.manifest_digest);
   if (options.use_tree_cache) {
@@ -103,42 +201,77 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
       }
     }
   }
-
-  // Layers are indexed in parallel: each costs a round trip or two to the registry plus a TOC transfer and
-  // parse, and on a high-latency link doing them one after another added up to half a cold mount.
-  std::vector<std::optional<Result<LayerIndex>>> results(image.layers.size());
-  {
-    std::atomic<size_t> next{0};
-    auto index_layers = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < results.size();) {
-        auto started = std::chrono::steady_clock::now();
-        results[i] = IndexLayer(name, static_cast<uint32_t>(i), source.blobs(), image.layers[i].descriptor, store);
-        LogDebug("image {}: layer {} indexed in {} ms", name, i,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
-      }
-    };
-    std::vector<std::jthread> helpers;
-    for (size_t t = 1; t < std::min(results.size(), kParallelLayerIndexes); ++t) helpers.emplace_back(index_layers);
-    index_layers();
-  }
-  std::vector<LayerIndex> indexes;
-  for (uint32_t i = 0; i < image.layers.size(); ++i) {
-    LayerInfo& layer = image.layers[i];
-    Result<LayerIndex>& index = *results[i];
-    if (!index) {
-      return std::move(index).error().Context(fmt::format("image {} layer {} ({})", name, i, layer.descriptor.digest.ToString()));
-    }
-    layer.lazy = index->lazy;
-    layer.uncompressed_size = index->uncompressed_size;
-    for (const std::string& p : index->prefetch) image.prefetch.push_back(p);
-    indexes.push_back(std::move(*index));
-  }
-  image.tree = UnionTree::Build(indexes, [&](uint32_t layer, const std::string& entry, const std::string& why) {
-    LogWarn("image {} layer {} ({}) entry '{}': {}", name, layer, image.layers[layer].descriptor.digest.ToString(),
-            entry, why);
-  });
+  std::vector<LayerIndex> indexes =
+      LAZYFS_TRY(IndexLayers(name, image.layers, store, image.layers.size(), image.prefetch));
+  image.tree = UnionTree::Build(indexes, LogSkips(image));
   if (Status stored = store.PutMeta(tree_key, EncodeLoaded(image)); !stored) {
     LogWarn("image {}: could not cache the merged tree: {}", name, stored.error().ToString());
+  }
+  return image;
+}
+
+Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* base, const std::vector<MountPart>& parts,
+                                 cache::ChunkStore& store, const LoadOptions& options) {
+  LoadedImage image;
+  image.name = name;
+  std::string composition = "composed/v1";
+  if (base != nullptr) {
+    fetch::ResolvedImage resolved = LAZYFS_TRY(base->Resolve());
+    composition += "\nbase " + resolved.manifest_digest.ToString();
+    for (const fetch::Descriptor& d : resolved.manifest.layers) image.layers.push_back({d, true, 0, &base->blobs()});
+  }
+  const size_t base_layers = image.layers.size();
+  std::vector<size_t> part_of_layer;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    Result<fetch::ResolvedImage> part = parts[p].source->Resolve();
+    if (!part) return std::move(part).error().Context(fmt::format("package layer {}", parts[p].name));
+    const fetch::ResolvedImage& resolved = *part;
+    composition += "\npart " + parts[p].name + " " + resolved.manifest_digest.ToString();
+    for (const std::string& path : parts[p].paths) composition += " " + path;
+    for (const fetch::Descriptor& d : resolved.manifest.layers) {
+      image.layers.push_back({d, true, 0, &parts[p].source->blobs()});
+      part_of_layer.push_back(p);
+    }
+  }
+  image.manifest_digest = Sha256Of(composition);
+
+  std::string tree_key = ComposedTreeKey(image.manifest_digest);
+  if (options.use_tree_cache) {
+    if (std::optional<std::string> cached = LAZYFS_TRY(store.GetMeta(tree_key))) {
+      if (Status decoded = DecodeComposed(*cached, image)) {
+        image.tree_from_cache = true;
+        return image;
+      } else {
+        LogWarn("{}: cached merged tree is unreadable ({}); building it again", name, decoded.error().ToString());
+        image.prefetch.clear();
+        image.conflicts.clear();
+      }
+    }
+  }
+  std::vector<LayerIndex> indexes = LAZYFS_TRY(IndexLayers(name, image.layers, store, base_layers, image.prefetch));
+  SkipReporter report = LogSkips(image);
+  std::vector<LayerIndex> placed;
+  std::vector<uint32_t> slots;
+  for (uint32_t i = 0; i < base_layers; ++i) {
+    placed.push_back(std::move(indexes[i]));
+    slots.push_back(i);
+  }
+  std::vector<LayerIndex> part_entries;
+  std::vector<size_t> part_of_placed;
+  for (uint32_t i = static_cast<uint32_t>(base_layers); i < image.layers.size(); ++i) {
+    const MountPart& part = parts[part_of_layer[i - base_layers]];
+    for (const std::string& path : part.paths) {
+      placed.push_back(PlaceUnder(indexes[i], path, i, report));
+      slots.push_back(i);
+      part_entries.push_back(placed.back());
+      part_of_placed.push_back(part_of_layer[i - base_layers]);
+    }
+  }
+  image.conflicts = FindConflicts(part_entries, part_of_placed, parts);
+  for (const std::string& c : image.conflicts) LogWarn("{}: two dists ship {} with different bytes", name, c);
+  image.tree = UnionTree::Build(placed, report, slots);
+  if (Status stored = store.PutMeta(tree_key, EncodeComposed(image)); !stored) {
+    LogWarn("{}: could not cache the merged tree: {}", name, stored.error().ToString());
   }
   return image;
 }
@@ -181,8 +314,9 @@ Status LayerRestreamers::Restream(uint32_t layer, const Sha256Digest& wanted) {
   // ended stored their chunks too, so they find them instead of streaming the layer once each.
   if (Result<bool> cached = store_.HasChunk(wanted); cached && *cached) return Ok();
   LogInfo("layer {}: chunks missing from the cache; streaming the layer again", layers_[layer].descriptor.digest.ToString());
+  fetch::BlobReader& blobs = layers_[layer].blobs != nullptr ? *layers_[layer].blobs : blobs_;
   Result<LayerIndex> index =
-      IndexTarLayer(blobs_, layers_[layer].descriptor, store_, fetch::BlobReader::StreamBound::kReadDeadline);
+      IndexTarLayer(blobs, layers_[layer].descriptor, store_, fetch::BlobReader::StreamBound::kReadDeadline);
   if (!index) return std::move(index).error();
   return Ok();
 }

@@ -23,6 +23,9 @@ struct LayerInfo {
   fetch::Descriptor descriptor;
   bool lazy = true;                 // eStargz: read chunk by chunk; false: streamed whole once
   uint64_t uncompressed_size = 0;
+  // Where the layer's blob is read from: its image's source (a composed mount reads each package layer
+  // from its own artifact). Not owned; outlives the loaded image's readers.
+  fetch::BlobReader* blobs = nullptr;
 };
 
 struct LoadedImage {
@@ -32,6 +35,9 @@ struct LoadedImage {
   UnionTree tree;
   bool tree_from_cache = false;
   std::vector<std::string> prefetch;  // eStargz landmark prefetch list, top layer last
+  // Composed mounts: paths two package layers both ship with different bytes in the merged view, each
+  // as "PATH (A==1 and B==2)"; the upper dist wins.
+  std::vector<std::string> conflicts;
 };
 
 struct LoadOptions {
@@ -44,6 +50,21 @@ struct LoadOptions {
 Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& source, cache::ChunkStore& store,
                               const LoadOptions& options = {});
 
+// One part of a composed mount: an image whose layers' trees appear under `paths` (relative to the mount
+// root, e.g. "packages/six==1.16.0/files" and "packages/site"), above the base image.
+struct MountPart {
+  std::string name;                // "six==1.16.0", for log lines and conflict reports
+  fetch::ImageSource* source = nullptr;  // not owned; outlives the loaded image
+  std::vector<std::string> paths;
+};
+
+// A base image (or none: `base` null) with parts placed above it, merged into one tree (LoadImage's rules;
+// whiteouts of parts are dropped, fs/package_layer.h). Layers are the base's, then each part's; the
+// merged tree is cached under a digest of the composition (the base manifest, each part's manifest and
+// paths), which is also the result's manifest_digest. Errors name the image or part that failed.
+Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* base, const std::vector<MountPart>& parts,
+                                 cache::ChunkStore& store, const LoadOptions& options = {});
+
 // The meta-cache keys LoadImage reads and writes for `image` (its merged tree and its layers' indexes), and
 // every chunk the image's layers reference (from the cached layer indexes, plus the tree's): what
 // `lazyfs cache rm` removes. Layers whose index is not cached contribute only the tree's chunks.
@@ -54,6 +75,7 @@ Result<std::vector<Sha256Digest>> ImageChunks(const LoadedImage& image, cache::C
 // the blob reader's read deadline (a FUSE read waits on it).
 class LayerRestreamers {
  public:
+  // A layer is streamed from its LayerInfo::blobs, else from `blobs`.
   LayerRestreamers(fetch::BlobReader& blobs, cache::ChunkStore& store, std::vector<LayerInfo> layers);
   // Makes `wanted` (a chunk of `layer`) be in the cache again: returns at once if it is there by the time
   // this layer's lock is held (another reader's stream brought it), else streams the layer.

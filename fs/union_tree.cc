@@ -177,9 +177,10 @@ class Builder {
 
 }  // namespace
 
-UnionTree UnionTree::Build(const std::vector<LayerIndex>& layers, const SkipReporter& report_skip) {
+UnionTree UnionTree::Build(const std::vector<LayerIndex>& layers, const SkipReporter& report_skip,
+                           const std::vector<uint32_t>& slots) {
   Builder builder(report_skip);
-  for (uint32_t i = 0; i < layers.size(); ++i) builder.AddLayer(i, layers[i]);
+  for (uint32_t i = 0; i < layers.size(); ++i) builder.AddLayer(i < slots.size() ? slots[i] : i, layers[i]);
 
   // Flatten breadth-first: inode numbers follow directory order, so a readdir walk touches nearby nodes.
   UnionTree tree;

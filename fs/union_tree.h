@@ -55,8 +55,10 @@ using SkipReporter = std::function<void(uint32_t layer, const std::string& name,
 
 class UnionTree {
  public:
-  // Merges layers bottom (index 0) to top.
-  static UnionTree Build(const std::vector<LayerIndex>& layers, const SkipReporter& report_skip);
+  // Merges layers bottom (index 0) to top. A node's `layer` is its layer's position, or `slots[position]`
+  // when slots are given (a composed mount places one package layer at two paths: two indexes, one blob).
+  static UnionTree Build(const std::vector<LayerIndex>& layers, const SkipReporter& report_skip,
+                         const std::vector<uint32_t>& slots = {});
 
   // A node by inode number, or nullptr for an unknown number.
   const Node* Find(uint64_t ino) const {

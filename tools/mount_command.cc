@@ -6,14 +6,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
 #include "common/fd.h"
 #include "fs/fuse_mount.h"
+#include "pkg/lock_file.h"
+#include "run/signal_watch.h"
 #include "tools/commands.h"
 #include "tools/mount_daemon.h"
 #include "tools/mount_table.h"
+#include "tools/package_layers.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -67,7 +71,33 @@ int RunInForeground(const MountCommandOptions& options) {
 
 }  // namespace
 
-int RunMount(const MountCommandOptions& options) {
+namespace {
+
+// The package layers of options.packages, as the daemon's parts.
+Result<std::vector<PackagePart>> PackageParts(const MountCommandOptions& options) {
+  pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(options.packages)), options.packages));
+  PackageLayerOptions layer_options;
+  layer_options.cache_dir = options.cache_dir;
+  layer_options.compile_in = options.compile_in.empty() ? options.ref : options.compile_in;
+  layer_options.registry = options.package_registry;
+  layer_options.source = options.source;
+  std::vector<PackageLayer> layers = LAZYFS_TRY(EnsurePackageLayers(lock, layer_options));
+  // The compile sandboxes blocked the forwarded signals (run/signal_watch.h); the mount daemon needs them
+  // delivered to unmount cleanly on SIGINT/SIGTERM.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : run::kForwardedSignals) sigaddset(&set, sig);
+  sigaddset(&set, SIGCHLD);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  std::vector<PackagePart> parts;
+  for (const PackageLayer& layer : layers) parts.push_back({layer.dist.name + "==" + layer.dist.version, layer.ref});
+  return parts;
+}
+
+}  // namespace
+
+int RunMount(const MountCommandOptions& given) {
+  MountCommandOptions options = given;
   struct stat st {};
   if (std::optional<MountEntry> mounted = MountAt(options.mountpoint); mounted && mounted->fstype == kLazyfsFsType) {
     // A second mount would stack on the first and hide it while its daemon goes on serving nobody.
@@ -78,6 +108,18 @@ int RunMount(const MountCommandOptions& options) {
   if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     std::fprintf(stderr, "lazyfs: mountpoint %s is not a directory\n", options.mountpoint.c_str());
     return 1;
+  }
+  if (options.ref.empty() && options.packages.empty()) {
+    std::fprintf(stderr, "lazyfs: mount needs an image, --packages LOCK, or both\n");
+    return 2;
+  }
+  if (!options.packages.empty()) {
+    Result<std::vector<PackagePart>> parts = PackageParts(options);
+    if (!parts) {
+      std::fprintf(stderr, "lazyfs: packages of %s: %s\n", options.packages.c_str(), parts.error().ToString().c_str());
+      return 1;
+    }
+    options.parts = std::move(*parts);
   }
   if (options.foreground) return RunInForeground(options);
 
@@ -162,8 +204,21 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
   auto mount = std::make_shared<MountCommandOptions>();
   mount->cache_dir = DefaultCacheDir();
   CLI::App* cmd = app.add_subcommand("mount", "Mount an image read-only; file contents are fetched lazily");
-  cmd->add_option("image", mount->ref, "oci:DIR[:TAG] or docker://HOST[:PORT]/NAME[:TAG|@DIGEST]")->required();
-  cmd->add_option("mountpoint", mount->mountpoint, "an existing directory")->required();
+  auto positional = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("[image] mountpoint", *positional,
+                  "the image (oci:DIR[:TAG] or docker://HOST[:PORT]/NAME[:TAG|@DIGEST]; may be left out with "
+                  "--packages) and an existing directory")
+      ->required()
+      ->expected(1, 2);
+  cmd->add_option("--packages", mount->packages,
+                  "lock file (lazyfs pkg resolve -o): its dists at PACKAGES_AT/NAME==VERSION/files and merged at "
+                  "PACKAGES_AT/site");
+  cmd->add_option("--packages-at", mount->packages_at, "where the package tree sits in the mount")
+      ->capture_default_str();
+  cmd->add_option("--package-registry", mount->package_registry,
+                  "docker://REG/PREFIX holding package layers (lazyfs pkg install --push) to mount before building");
+  cmd->add_option("--compile-in", mount->compile_in,
+                  "image whose python3 compiles the .pyc of layers built now (default: the mounted image)");
   cmd->add_flag("-f,--foreground", mount->foreground, "stay in the foreground, log to stderr");
   cmd->add_option("--cache-dir", mount->cache_dir, "shared chunk cache ($LAZYFS_CACHE_DIR)")->capture_default_str();
   cmd->add_option("--cache-size", mount->cache_size,
@@ -193,7 +248,9 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
                   "--keep-mount sets it)")
       ->check(CLI::NonNegativeNumber)
       ->needs(image_dir);
-  cmd->callback([mount, &exit_code] {
+  cmd->callback([mount, positional, &exit_code] {
+    mount->mountpoint = positional->back();
+    if (positional->size() == 2) mount->ref = positional->front();
     mount->observability.MakePathsAbsolute();
     exit_code = RunMount(*mount);
   });

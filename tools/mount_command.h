@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/log.h"
 #include "tools/mount_observability.h"
@@ -15,8 +16,14 @@
 
 namespace lazyfs::tools {
 
+// One package layer of a `--packages` mount: the dist ("six==1.16.0") and the layer's reference.
+struct PackagePart {
+  std::string dist;
+  std::string ref;  // oci:DIR:layer (the host's) or docker://REG/PREFIX/NAME:TAG
+};
+
 struct MountCommandOptions {
-  std::string ref;
+  std::string ref;  // empty: packages only
   std::string mountpoint;
   bool foreground = false;
   std::string cache_dir;
@@ -34,6 +41,15 @@ struct MountCommandOptions {
   // has used the image for this many seconds (tools/idle_watch.h). Unset: live until unmounted.
   std::optional<double> idle_timeout_seconds;
   std::string image_dir;
+  // --packages LOCK: every dist of the lock at PACKAGES_AT/NAME==VERSION/files and all of them merged at
+  // PACKAGES_AT/site, above the image when there is one. RunMount finds or builds the layers
+  // (tools/package_layers.h: host, --package-registry, build with .pyc compiled in --compile-in, by default
+  // the image) before the daemon starts, and hands the daemon `parts`.
+  std::string packages;
+  std::string packages_at = "/packages";
+  std::string package_registry;  // docker://REG/PREFIX
+  std::string compile_in;        // empty: the image (none without one: layers without .pyc)
+  std::vector<PackagePart> parts;
 };
 
 // About one bandwidth-delay product of a 100 Mbit/s, 20 ms link: fetching it with a miss costs about one

@@ -15,7 +15,9 @@ namespace lazyfs::tools {
 Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOptions& options) {
   std::unique_ptr<MountDaemon> d(new MountDaemon());
   d->options_ = options;
-  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
+  fetch::ImageRef ref;  // none for a packages-only mount
+  if (!options.ref.empty()) ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
+  const std::string name = options.ref.empty() ? "packages of " + options.packages : options.ref;
   std::error_code ec;
   d->mountpoint_ = std::filesystem::canonical(options.mountpoint, ec).string();
   if (ec) return PosixError(ec.value(), "resolve mountpoint " + options.mountpoint);
@@ -26,31 +28,47 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
   d->store_ = LAZYFS_TRY(cache::ChunkStore::Open(cache_options));
   fetch::SourceOptions source_options = LAZYFS_TRY(ToSourceOptions(options.source));
   source_options.documents = fs::StoreDocuments(*d->store_);  // `lazyfs run` resolved this image a moment ago
-  d->source_ = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
+  if (!options.ref.empty()) d->source_ = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
 
   auto started = std::chrono::steady_clock::now();
-  d->image_ = LAZYFS_TRY(fs::LoadImage(options.ref, *d->source_, *d->store_));
+  if (options.parts.empty()) {
+    d->image_ = LAZYFS_TRY(fs::LoadImage(options.ref, *d->source_, *d->store_));
+  } else {
+    std::string at = options.packages_at;
+    while (at.starts_with('/')) at.erase(0, 1);
+    while (at.ends_with('/')) at.pop_back();
+    std::vector<fs::MountPart> parts;
+    for (const PackagePart& part : options.parts) {
+      fetch::ImageRef part_ref = LAZYFS_TRY(fetch::ImageRef::Parse(part.ref));
+      d->part_sources_.push_back(LAZYFS_TRY(fetch::OpenImageSource(part_ref, source_options)));
+      std::string files = at.empty() ? part.dist + "/files" : at + "/" + part.dist + "/files";
+      parts.push_back({part.dist, d->part_sources_.back().get(), {files, at.empty() ? "site" : at + "/site"}});
+    }
+    d->image_ = LAZYFS_TRY(fs::LoadComposed(name, d->source_.get(), parts, *d->store_));
+  }
   auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   const fs::LoadedImage& image = d->image_;
-  LogInfo("image {} ({}): {} layers, {} inodes, {} bytes in files; tree {} in {} ms", options.ref,
+  LogInfo("image {} ({}): {} layers, {} inodes, {} bytes in files; tree {} in {} ms", name,
           image.manifest_digest.ToString(), image.layers.size(), image.tree.node_count(),
           image.tree.total_file_bytes(), image.tree_from_cache ? "from cache" : "built", load_ms.count());
 
+  if (image.layers.empty()) return InvalidArgument(name + ": nothing to mount (no image layers, no dists)");
   std::vector<fs::LayerSource> layers;
-  for (const fs::LayerInfo& l : image.layers) layers.push_back({&d->source_->blobs(), l.descriptor, l.lazy});
-  d->restreamers_ = std::make_unique<fs::LayerRestreamers>(d->source_->blobs(), *d->store_, image.layers);
+  for (const fs::LayerInfo& l : image.layers) layers.push_back({l.blobs, l.descriptor, l.lazy});
+  d->restreamers_ = std::make_unique<fs::LayerRestreamers>(*image.layers.front().blobs, *d->store_, image.layers);
   fs::LayerRestreamers& restreamers = *d->restreamers_;
   d->reader_ = std::make_unique<fs::ChunkReader>(
       *d->store_, std::move(layers),
       [&restreamers](uint32_t layer, const Sha256Digest& wanted) { return restreamers.Restream(layer, wanted); });
-  uint64_t fetch_ahead =
-      options.fetch_ahead.value_or(ref.transport == fetch::ImageRef::Transport::kDocker ? kRemoteFetchAhead : 0);
+  bool remote = !options.ref.empty() && ref.transport == fetch::ImageRef::Transport::kDocker;
+  for (const PackagePart& part : options.parts) remote = remote || part.ref.starts_with("docker://");
+  uint64_t fetch_ahead = options.fetch_ahead.value_or(remote ? kRemoteFetchAhead : 0);
   if (fetch_ahead > 0) {
     d->blob_order_ = fs::BlobOrder::Build(image.tree, image.layers.size());
     d->reader_->SetFetchAhead(&d->blob_order_, fetch_ahead);
     LogDebug("fetch-ahead: {} bytes past a miss, over {} chunks", fetch_ahead, d->blob_order_.chunk_count());
   }
-  d->filesystem_ = std::make_unique<fs::Filesystem>(options.ref, image.tree, *d->reader_);
+  d->filesystem_ = std::make_unique<fs::Filesystem>(name, image.tree, *d->reader_);
   MountObservabilityOptions observability_options = options.observability;
   observability_options.registry = source_options.registry;
   d->observability_ = LAZYFS_TRY(MountObservability::Setup(observability_options, image, ref, *d->reader_, *d->filesystem_));
@@ -62,7 +80,7 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
   mount_options.max_threads = options.threads;
   d->mount_ = LAZYFS_TRY(fs::FuseMount::Mount(*d->filesystem_, mount_options));
   d->finish_.daemon = d.get();  // from here on, teardown finishes the trace and logs the totals
-  LogInfo("mounted {} at {}", options.ref, d->mountpoint_);
+  LogInfo("mounted {} at {}", name, d->mountpoint_);
   if (options.idle_timeout_seconds) {
     auto timeout = std::chrono::duration_cast<IdleWatch::Clock::duration>(
         std::chrono::duration<double>(*options.idle_timeout_seconds));

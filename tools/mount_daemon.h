@@ -51,7 +51,8 @@ class MountDaemon {
   MountCommandOptions options_;
   std::string mountpoint_;  // canonical
   std::unique_ptr<cache::ChunkStore> store_;
-  std::unique_ptr<fetch::ImageSource> source_;
+  std::unique_ptr<fetch::ImageSource> source_;              // null for a packages-only mount
+  std::vector<std::unique_ptr<fetch::ImageSource>> part_sources_;  // one per package layer
   fs::LoadedImage image_;
   std::unique_ptr<fs::LayerRestreamers> restreamers_;
   fs::BlobOrder blob_order_;  // before the reader, which points into it

@@ -1,5 +1,9 @@
-// `lazyfs pkg install LOCK --to DIR`: every dist of a lock file (`lazyfs pkg resolve -o`) installed into
-// its own directory, OpenLambda's layout: DIR/NAME==VERSION/files, one wheel each (pkg/wheel_install.h),
+// `lazyfs pkg install LOCK`: a package layer for every dist of a lock file (`lazyfs pkg resolve -o`),
+// kept on the host and, with --push, in a registry (tools/package_layers.h); what `lazyfs mount
+// --packages` and `lazyfs run --packages` mount.
+//
+// `lazyfs pkg install LOCK --to DIR`: every dist installed into
+// its own directory instead, OpenLambda's layout: DIR/NAME==VERSION/files, one wheel each (pkg/wheel_install.h),
 // downloaded and verified against the lock's sha256 first (pkg/wheel_download.h). A directory that is
 // there is complete (installs are renamed into place), so a second run installs only what is missing,
 // and concurrent runs on one DIR never leave a half-installed dist.
@@ -25,6 +29,7 @@
 #include "pkg/wheel_install.h"
 #include "run/signal_watch.h"
 #include "tools/commands.h"
+#include "tools/package_layers.h"
 #include "tools/pkg_transport.h"
 #include "tools/run_command.h"
 #include "tools/run_resolve.h"
@@ -34,7 +39,7 @@ namespace {
 
 struct InstallFlags {
   std::string lock;
-  std::string to = "/packages";
+  std::string to;  // empty: package layers
   std::string interpreter = "/usr/bin/python3";
   std::string ca_file;
   std::string netrc;
@@ -43,33 +48,40 @@ struct InstallFlags {
   std::string compile_in;  // image whose python3 compiles the .pyc; "" = none
   std::string installer_memory = "512M";
   int installer_timeout = 600;  // seconds
+  // Package layers only:
+  std::string cache_dir;
+  std::string registry;  // docker://REG/PREFIX
+  bool push = false;
+  std::vector<std::string> insecure_registries;
 };
 
-constexpr const char* kInstallMount = "/lazyfs-install";
+PackageLayerOptions LayerOptions(const InstallFlags& flags) {
+  PackageLayerOptions options;
+  options.cache_dir = flags.cache_dir;
+  options.compile_in = flags.compile_in;
+  options.installer_memory = flags.installer_memory;
+  options.installer_timeout = flags.installer_timeout;
+  options.interpreter = flags.interpreter;
+  options.registry = flags.registry;
+  options.push = flags.push;
+  options.source.insecure_registries = flags.insecure_registries;
+  options.source.ca_file = flags.ca_file;
+  options.ca_file = flags.ca_file;
+  options.netrc = flags.netrc;
+  options.quiet = flags.quiet || flags.json;
+  return options;
+}
 
-// The .pyc step: compileall in a sandbox of the target image, on the tree bound at kInstallMount.
-pkg::WheelInstallOptions::FinishTree CompileIn(const InstallFlags& flags, const std::string& sandbox_path) {
-  return [&flags, sandbox_path](const std::string& tree) -> Status {
-    RunCommandOptions run;
-    run.ref = flags.compile_in;
-    run.command = {"timeout", std::to_string(flags.installer_timeout), "python3", "-m", "compileall", "-q",
-                   "--invalidation-mode", "unchecked-hash", "-d", sandbox_path, kInstallMount};
-    run.memory = flags.installer_memory;
-    run.volumes = {tree + ":" + kInstallMount + ":rw"};
-    run.network = "none";
-    run.cache_dir = DefaultCacheDir();
-    // No image mount outlives the install (a lingering one would serve later runs with this run's
-    // settings); each dist's compile mounts the image again, from the warm cache.
-    run.keep_mount_seconds = 0;
-    int code = RunRun(run, ResolveImageRef);
-    if (code == 0) return Ok();
-    if (code == 124) {
-      return Error(ErrorCode::kTimeout, "compiling .pyc in " + flags.compile_in + " took longer than " +
-                                            std::to_string(flags.installer_timeout) + " s (--installer-timeout)");
-    }
-    return Internal("compiling .pyc in " + flags.compile_in + " failed (exit " + std::to_string(code) +
-                    (code == 127 ? ": the image has no python3 or timeout" : "") + ")");
-  };
+Result<nlohmann::json> InstallLayers(const InstallFlags& flags) {
+  pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(flags.lock)), flags.lock));
+  std::vector<PackageLayer> layers = LAZYFS_TRY(EnsurePackageLayers(lock, LayerOptions(flags)));
+  nlohmann::json dists = nlohmann::json::array();
+  uint64_t downloaded = 0;
+  for (const PackageLayer& layer : layers) {
+    dists.push_back(PackageLayerJson(layer));
+    downloaded += layer.wheel_bytes;
+  }
+  return nlohmann::json{{"layers", dists}, {"downloaded_bytes", downloaded}};
 }
 
 // Removes the per-run download directory.
@@ -95,6 +107,8 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
 
   pkg::WheelInstallOptions options;
   options.interpreter = flags.interpreter;
+  const PackageLayerOptions layer_options = LayerOptions(flags);
+  const std::string interpreter = flags.compile_in.empty() ? "" : LAZYFS_TRY(LockInterpreter(lock));
   nlohmann::json dists = nlohmann::json::array();
   uint64_t downloaded = 0;
   for (const pkg::LockedPackage& p : lock.packages) {
@@ -113,7 +127,7 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
       downloaded += bytes;
       pkg::WheelInstallOptions dist_options = options;
       if (!flags.compile_in.empty()) {
-        dist_options.finish_tree = CompileIn(flags, "/packages/" + p.name + "==" + p.version + "/files");
+        dist_options.finish_tree = CompileFinisher(layer_options, PackageLayerKey{p.name, p.version, p.sha256, interpreter});
       }
       Result<pkg::InstalledWheel> installed = pkg::InstallWheel(wheel, p.sha256, files, dist_options);
       std::filesystem::remove(wheel);
@@ -142,9 +156,16 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
 void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
   auto flags = std::make_shared<InstallFlags>();
   CLI::App* install = pkg.add_subcommand(
-      "install", "Install every dist of a lock file into DIR/NAME==VERSION/files (wheels verified by sha256)");
+      "install",
+      "Make a package layer for every dist of a lock file (wheels verified by sha256), on this host and with "
+      "--push in a registry; or with --to, install the dists into DIR/NAME==VERSION/files");
   install->add_option("lock", flags->lock, "lock file written by `lazyfs pkg resolve -o`")->required();
-  install->add_option("--to", flags->to, "directory of the package directories")->capture_default_str();
+  install->add_option("--to", flags->to, "install plain directories here instead of making package layers");
+  install->add_option("--cache-dir", flags->cache_dir, "the host cache holding package layers (default: $LAZYFS_CACHE_DIR, else /var/lib/lazyfs/cache)");
+  install->add_option("--registry", flags->registry,
+                      "docker://REG/PREFIX: look layers up at PREFIX/NAME:VERSION-INTERPRETER before building them");
+  install->add_flag("--push", flags->push, "push every layer of the lock to --registry (built here when missing)");
+  install->add_option("--insecure-registry", flags->insecure_registries, "plain http to this registry (HOST:PORT)");
   install->add_option("--interpreter", flags->interpreter, "#! of the installed scripts: the target's python3")
       ->capture_default_str();
   install->add_option("--ca-file", flags->ca_file, "PEM bundle to trust for https instead of the system's");
@@ -159,6 +180,24 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
   install->add_flag("--json", flags->json, "print JSON");
   install->add_flag("-q,--quiet", flags->quiet, "no line per dist on stderr");
   install->callback([flags, &exit_code] {
+    if (flags->to.empty()) {
+      Result<nlohmann::json> layers = InstallLayers(*flags);
+      if (!layers) {
+        std::fprintf(stderr, "lazyfs pkg install: %s\n", layers.error().ToString().c_str());
+        exit_code = 1;
+        return;
+      }
+      if (flags->json) {
+        std::printf("%s\n", layers->dump(2).c_str());
+      } else {
+        size_t built = 0;
+        for (const auto& l : (*layers)["layers"]) built += l["where"] == "built";
+        std::printf("%zu package layers (%zu built now, %s downloaded)\n", (*layers)["layers"].size(), built,
+                    HumanSize((*layers)["downloaded_bytes"].get<uint64_t>()).c_str());
+      }
+      exit_code = 0;
+      return;
+    }
     Result<nlohmann::json> installed = Install(*flags);
     if (!installed) {
       std::fprintf(stderr, "lazyfs pkg install: %s\n", installed.error().ToString().c_str());

@@ -153,6 +153,7 @@ nlohmann::json StatsJson(const std::string& mountpoint, const fs::LoadedImage& i
                             {"buckets", latency}}},
       {"layers", layers},
       {"not_lazy_layers", not_lazy},
+      {"package_conflicts", image.conflicts},
       {"top_files", top},
       {"trace", nullptr},
       {"prefetch", nullptr},

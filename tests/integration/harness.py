@@ -190,7 +190,7 @@ class Mount:
         os.makedirs(self.cache_dir, exist_ok=True)
         # --log-level is a global option of this CLI (CLI11 rejects it after `mount`).
         self.proc = run_lazyfs(["--log-level", "debug", "mount", "--cache-dir", self.cache_dir,
-                                "--log-file", self.log_file, *extra, ref, self.mountpoint])
+                                "--log-file", self.log_file, *extra, *([ref] if ref else []), self.mountpoint])
         self.pids = daemon_pids(self.mountpoint) if self.proc.returncode == 0 else []
 
     @property

@@ -1,0 +1,361 @@
+// Package layers of a lock (see package_layers.h): lookup (host, registry), the once-per-host build
+// (download, install, compile in the target image, pack) and the push.
+#include "tools/package_layers.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "common/fd.h"
+#include "common/human_size.h"
+#include "common/log.h"
+#include "fetch/http_transport.h"
+#include "fetch/image.h"
+#include "fetch/image_ref.h"
+#include "fetch/oci_layout.h"
+#include "fetch/registry_push.h"
+#include "fs/package_layer.h"
+#include "pkg/wheel_download.h"
+#include "pkg/wheel_install.h"
+#include "run/signal_watch.h"
+#include "tools/commands.h"
+#include "tools/pkg_transport.h"
+#include "tools/run_command.h"
+#include "tools/run_resolve.h"
+
+namespace lazyfs::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kLayerTag = "layer";
+constexpr const char* kInstallMount = "/lazyfs-install";
+
+std::string StoreRoot(const PackageLayerOptions& options) {
+  return (options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir) + "/package-layers";
+}
+
+std::string HostRef(const std::string& layout_dir) { return "oci:" + layout_dir + ":" + kLayerTag; }
+
+std::string RegistryRef(const PackageLayerOptions& options, const PackageLayerKey& key) {
+  std::string prefix = options.registry;
+  while (prefix.ends_with('/')) prefix.pop_back();
+  return prefix + "/" + key.name + ":" + key.Tag();
+}
+
+// The config architecture of this host, as OCI spells it.
+std::string HostArchitecture() {
+  struct utsname u {};
+  ::uname(&u);
+  std::string_view machine = u.machine;
+  if (machine == "x86_64") return "amd64";
+  if (machine == "aarch64") return "arm64";
+  return std::string(machine);
+}
+
+// sys.implementation.cache_tag of the lock's interpreter ("cp311" -> "cpython-311", "pp39" -> "pypy39").
+std::string CacheTag(const std::string& interpreter) {
+  if (interpreter.starts_with("cp")) return "cpython-" + interpreter.substr(2);
+  if (interpreter.starts_with("pp")) return "pypy" + interpreter.substr(2);
+  return interpreter;
+}
+
+// Every .pyc the compile wrote must be for the lock's interpreter: an image whose python3 is another
+// version would leave .pyc that interpreter never reads (and every import would compile again).
+Status CheckPycTags(const std::string& tree, const std::string& interpreter, const std::string& image) {
+  std::string want = "." + CacheTag(interpreter) + ".pyc";
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(tree, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!name.ends_with(".pyc") || name.ends_with(want)) continue;
+    return InvalidArgument(fmt::format("the python3 of {} compiled {}, but the lock is for {} (want *{}): make the "
+                                       "lock for that image's interpreter, or compile in an image that has {}",
+                                       image, name, interpreter, want, interpreter));
+  }
+  if (ec) return PosixError(ec.value(), "listing " + tree);
+  return Ok();
+}
+
+}  // namespace
+
+// The .pyc step: compileall in a sandbox of the target image, on the tree bound at kInstallMount, with the
+// paths the dist will have in a sandbox written into the code objects (tracebacks).
+pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key) {
+  return [&options, key](const std::string& tree) -> Status {
+    RunCommandOptions run;
+    run.ref = options.compile_in;
+    run.command = {"timeout", std::to_string(options.installer_timeout), "python3", "-m", "compileall", "-q",
+                   "--invalidation-mode", "unchecked-hash", "-d", "/packages/" + key.name + "==" + key.version + "/files",
+                   kInstallMount};
+    run.memory = options.installer_memory;
+    run.volumes = {tree + ":" + kInstallMount + ":rw"};
+    run.network = "none";
+    run.cache_dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+    run.source = options.source;
+    // No image mount outlives the install (a lingering one would serve later runs with this run's
+    // settings); each dist's compile mounts the image again, from the warm cache.
+    run.keep_mount_seconds = 0;
+    int code = RunRun(run, ResolveImageRef);
+    if (code == 124) {
+      return Error(ErrorCode::kTimeout, "compiling .pyc in " + options.compile_in + " took longer than " +
+                                            std::to_string(options.installer_timeout) + " s (--installer-timeout)");
+    }
+    if (code != 0) {
+      return Internal("compiling .pyc in " + options.compile_in + " failed (exit " + std::to_string(code) +
+                      (code == 127 ? ": the image has no python3 or timeout" : "") + ")");
+    }
+    return CheckPycTags(tree, key.interpreter, options.compile_in);
+  };
+}
+
+namespace {
+
+// Holds an exclusive flock on a file for its lifetime (released when the fd closes, also on a crash).
+class FileLock {
+ public:
+  static Result<FileLock> Acquire(const std::string& path) {
+    UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    while (::flock(fd.get(), LOCK_EX) != 0) {
+      if (errno != EINTR) return PosixError(errno, "flock " + path);
+    }
+    return FileLock(std::move(fd));
+  }
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// Removes a directory tree when it goes out of scope.
+struct RemoveOnExit {
+  std::string path;
+  ~RemoveOnExit() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
+struct Packed {
+  uint64_t blob_bytes = 0;
+  uint64_t tree_bytes = 0;
+};
+
+// Packs `tree` into a one-layer OCI layout at `layout_dir` tagged kLayerTag.
+Result<Packed> PackLayout(const std::string& tree, const std::string& layout_dir, const PackageLayerKey& key,
+                          uint64_t tree_bytes) {
+  fetch::OciLayout layout = LAZYFS_TRY(fetch::OciLayout::Create(layout_dir));
+  std::string blob_file = layout_dir + "/layer.tmp";
+  fs::EstargzLayerInfo info;
+  {
+    UniqueFd out = LAZYFS_TRY(OpenFile(blob_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    fs::EstargzWriterOptions writer;
+    writer.spool_dir = layout_dir;
+    info = LAZYFS_TRY(fs::PackTreeAsEstargz(tree, out.get(), writer));
+    if (::fsync(out.get()) != 0) return PosixError(errno, "fsync " + blob_file);
+  }
+  LAZYFS_TRY(layout.AdoptBlobFile(blob_file, info.blob_digest));
+
+  nlohmann::ordered_json config{{"architecture", HostArchitecture()},
+                                {"os", "linux"},
+                                {"rootfs", {{"type", "layers"}, {"diff_ids", {info.diff_id.ToString()}}}}};
+  std::string config_json = config.dump();
+  fetch::Manifest manifest;
+  manifest.media_type = std::string(fetch::kMediaTypeOciManifest);
+  manifest.config.media_type = std::string(fetch::kMediaTypeOciConfig);
+  manifest.config.digest = LAZYFS_TRY(layout.AddBlob(config_json));
+  manifest.config.size = config_json.size();
+  fetch::Descriptor layer;
+  layer.media_type = std::string(fetch::kMediaTypeOciLayerGzip);
+  layer.digest = info.blob_digest;
+  layer.size = info.blob_size;
+  layer.annotations[std::string(fetch::kAnnotationTocDigest)] = info.toc_digest.ToString();
+  layer.annotations[std::string(fetch::kAnnotationUncompressedSize)] = std::to_string(info.uncompressed_size);
+  layer.annotations[std::string(fetch::kAnnotationTocOffset)] = std::to_string(info.toc_offset);
+  manifest.layers.push_back(std::move(layer));
+  manifest.annotations[kAnnotationPackageName] = key.name;
+  manifest.annotations[kAnnotationPackageVersion] = key.version;
+  manifest.annotations[kAnnotationPackageInterpreter] = key.interpreter;
+  manifest.annotations[kAnnotationWheelSha256] = key.wheel_sha256;
+  std::string manifest_json = fetch::ManifestToJson(manifest);
+  fetch::Descriptor tagged;
+  tagged.media_type = std::string(fetch::kMediaTypeOciManifest);
+  tagged.digest = LAZYFS_TRY(layout.AddBlob(manifest_json));
+  tagged.size = manifest_json.size();
+  LAZYFS_TRY(layout.Tag(tagged, kLayerTag));
+  return Packed{info.blob_size, tree_bytes};
+}
+
+// The compressed size of a host layer (its manifest's one layer).
+uint64_t HostBlobBytes(const std::string& layout_dir) {
+  Result<fetch::OciLayout> layout = fetch::OciLayout::Open(layout_dir);
+  if (!layout) return 0;
+  Result<fetch::Descriptor> tagged = layout->Resolve(kLayerTag);
+  if (!tagged) return 0;
+  Result<std::string> json = ReadWholeFile(layout->BlobPath(tagged->digest));
+  if (!json) return 0;
+  Result<fetch::Manifest> manifest = fetch::ParseManifest(*json);
+  return manifest && manifest->layers.size() == 1 ? manifest->layers[0].size : 0;
+}
+
+// Whether the registry has the layer, built from the lock's wheel.
+Result<bool> InRegistry(const PackageLayerOptions& options, const PackageLayerKey& key) {
+  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(RegistryRef(options, key)));
+  fetch::SourceOptions source = LAZYFS_TRY(ToSourceOptions(options.source));
+  std::unique_ptr<fetch::ImageSource> image = LAZYFS_TRY(fetch::OpenImageSource(ref, source));
+  Result<fetch::ResolvedImage> resolved = image->Resolve();
+  if (!resolved && resolved.error().code() == ErrorCode::kNotFound) return false;
+  if (!resolved) return std::move(resolved).error();
+  auto sha = resolved->manifest.annotations.find(kAnnotationWheelSha256);
+  if (sha == resolved->manifest.annotations.end() || sha->second != key.wheel_sha256 ||
+      resolved->manifest.layers.size() != 1) {
+    LogWarn("{}: not built from the lock's wheel (sha256 {}); building it here", ref.ToString(), key.wheel_sha256);
+    return false;
+  }
+  return true;
+}
+
+Status Push(const PackageLayerOptions& options, const PackageLayerKey& key, const std::string& layout_dir) {
+  fetch::ImageRef dst = LAZYFS_TRY(fetch::ImageRef::Parse(RegistryRef(options, key)));
+  fetch::OciLayout layout = LAZYFS_TRY(fetch::OciLayout::Open(layout_dir));
+  fetch::SourceOptions source = LAZYFS_TRY(ToSourceOptions(options.source));
+  return fetch::PushImage(layout, kLayerTag, dst, source.registry, {});
+}
+
+class Builder {
+ public:
+  explicit Builder(const PackageLayerOptions& options) : options_(options), root_(StoreRoot(options)) {}
+
+  // The layer at `final_dir`, built once per host (see the header's flock protocol).
+  Result<PackageLayer> BuildOnce(const pkg::LockedPackage& dist, const PackageLayerKey& key, const std::string& final_dir) {
+    FileLock lock = LAZYFS_TRY(FileLock::Acquire(root_ + "/" + key.Id() + ".lock"));
+    PackageLayer layer{dist, key, "host", HostRef(final_dir)};
+    if (std::filesystem::exists(final_dir)) {
+      layer.blob_bytes = HostBlobBytes(final_dir);
+      return layer;  // another process built it while this one waited
+    }
+    auto started = Clock::now();
+    RemoveOnExit build{root_ + "/.build-" + key.Id()};
+    std::error_code ec;
+    std::filesystem::remove_all(build.path, ec);  // a build that died
+    LAZYFS_TRY(MakeDirs(build.path));
+    if (!transport_) transport_ = LAZYFS_TRY(PkgTransport(options_.ca_file, options_.netrc));
+    std::string wheel = build.path + "/" + dist.filename;
+    layer.wheel_bytes = LAZYFS_TRY(pkg::DownloadWheel(*transport_, dist.url, dist.sha256, wheel));
+    pkg::WheelInstallOptions install;
+    install.interpreter = options_.interpreter;
+    if (!options_.compile_in.empty()) install.finish_tree = CompileFinisher(options_, key);
+    std::string tree = build.path + "/tree";
+    pkg::InstalledWheel installed = LAZYFS_TRY(pkg::InstallWheel(wheel, dist.sha256, tree, install));
+    std::filesystem::remove(wheel, ec);
+    std::string staged = build.path + "/layout";
+    Packed packed = LAZYFS_TRY(PackLayout(tree, staged, key, installed.bytes));
+    if (::rename(staged.c_str(), final_dir.c_str()) != 0) return PosixError(errno, "rename into " + final_dir);
+    layer.where = "built";
+    layer.blob_bytes = packed.blob_bytes;
+    LogInfo("package layer {}=={} ({}): {} files, {} -> {} eStargz in {} ms", key.name, key.version, key.interpreter,
+            installed.files, HumanSize(installed.bytes), HumanSize(packed.blob_bytes),
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+    return layer;
+  }
+
+  const std::string& root() const { return root_; }
+
+ private:
+  const PackageLayerOptions& options_;
+  const std::string root_;
+  std::shared_ptr<fetch::HttpTransport> transport_;  // made on the first build
+};
+
+}  // namespace
+
+std::string PackageLayerKey::Tag() const {
+  std::string tag = version;
+  for (char& c : tag) {
+    if (c == '+' || c == '!') c = '_';
+  }
+  return tag + "-" + interpreter;
+}
+
+Result<std::string> LockInterpreter(const pkg::LockFile& lock) {
+  const nlohmann::json& python = lock.environment.contains("python") ? lock.environment["python"] : nlohmann::json();
+  if (!python.is_object() || !python.contains("implementation") || !python["implementation"].is_string() ||
+      !python.contains("version") || !python["version"].is_string()) {
+    return Corrupt("lock file: environment.python has no implementation and version");
+  }
+  std::string version = python["version"].get<std::string>();
+  std::erase(version, '.');
+  return python["implementation"].get<std::string>() + version;
+}
+
+Result<std::vector<PackageLayer>> EnsurePackageLayers(const pkg::LockFile& lock, const PackageLayerOptions& options) {
+  if (options.push && options.registry.empty()) return InvalidArgument("--push needs a registry (docker://REG/PREFIX)");
+  if (!options.registry.empty() && !options.registry.starts_with("docker://")) {
+    return InvalidArgument("package registry " + options.registry + ": want docker://HOST[:PORT]/PREFIX");
+  }
+  std::string interpreter = options.compile_in.empty() ? kNoPycInterpreter : LAZYFS_TRY(LockInterpreter(lock));
+  // Compile sandboxes read SIGCHLD and the signals they forward from a signalfd, which sees only signals
+  // every thread blocks: block them before any transport starts a thread. They are checked between dists.
+  std::optional<run::SignalWatch> signals;
+  if (!options.compile_in.empty()) signals.emplace(LAZYFS_TRY(run::SignalWatch::Start()));
+  Builder builder(options);
+  LAZYFS_TRY(MakeDirs(builder.root()));
+
+  std::vector<PackageLayer> layers;
+  for (const pkg::LockedPackage& dist : lock.packages) {
+    while (signals) {
+      int sig = signals->Next();
+      if (sig == 0) break;
+      if (sig != SIGCHLD) return Error(ErrorCode::kInternal, "interrupted by signal " + std::to_string(sig));
+    }
+    PackageLayerKey key{dist.name, dist.version, dist.sha256, interpreter};
+    std::string final_dir = builder.root() + "/" + key.Id();
+    auto fail = [&](Error e) { return std::move(e).Context(dist.name + "==" + dist.version); };
+    PackageLayer layer{dist, key, "host", HostRef(final_dir)};
+    if (std::filesystem::exists(final_dir)) {
+      layer.blob_bytes = HostBlobBytes(final_dir);
+    } else if (!options.registry.empty() && !options.push) {
+      Result<bool> remote = InRegistry(options, key);
+      if (!remote) return fail(std::move(remote).error());
+      if (*remote) {
+        layer.where = "registry";
+        layer.ref = RegistryRef(options, key);
+      }
+    }
+    if (layer.where == "host" && !std::filesystem::exists(final_dir)) {
+      Result<PackageLayer> built = builder.BuildOnce(dist, key, final_dir);
+      if (!built) return fail(std::move(built).error());
+      layer = std::move(*built);
+    }
+    if (options.push) {
+      if (Status pushed = Push(options, key, final_dir); !pushed) return fail(std::move(pushed).error());
+      layer.pushed = true;
+    }
+    if (!options.quiet) {
+      std::fprintf(stderr, "%s %s==%s (%s)%s\n", layer.where == "built" ? "built" : ("found on " + layer.where).c_str(),
+                   dist.name.c_str(), dist.version.c_str(), interpreter.c_str(),
+                   layer.pushed ? (" pushed to " + RegistryRef(options, key)).c_str() : "");
+    }
+    layers.push_back(std::move(layer));
+  }
+  return layers;
+}
+
+nlohmann::json PackageLayerJson(const PackageLayer& layer) {
+  return nlohmann::json{{"name", layer.dist.name},       {"version", layer.dist.version},
+                        {"interpreter", layer.key.interpreter}, {"wheel_sha256", layer.key.wheel_sha256},
+                        {"where", layer.where},           {"ref", layer.ref},
+                        {"wheel_bytes", layer.wheel_bytes}, {"blob_bytes", layer.blob_bytes},
+                        {"pushed", layer.pushed}};
+}
+
+}  // namespace lazyfs::tools
