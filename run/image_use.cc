@@ -33,6 +33,11 @@ std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest) {
   return parsed->ToString();
 }
 
+// The reference cache's platform part: a variant is another mount of the same reference.
+std::string RefKey(const ImageMountOptions& options) {
+  return options.variant.empty() ? options.platform : options.platform + "\n" + options.variant;
+}
+
 }  // namespace
 
 std::optional<json> MountInfo(const std::string& rootfs) {
@@ -74,7 +79,7 @@ void ReleaseImageUser(const ImageDir& dir, const std::string& id, bool keep) {
 
 Result<std::unique_ptr<ImageUse>> ImageUse::Acquire(const std::string& ref, const std::string& id,
                                                     const ImageMountOptions& options, const ResolveFn& resolve) {
-  const std::string& platform = options.platform;
+  const std::string platform = RefKey(options);
   if (std::optional<Sha256Digest> known = LookupRef(ref, platform)) {
     std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(*known, std::nullopt, id, options));
     if (use) {
@@ -84,8 +89,10 @@ Result<std::unique_ptr<ImageUse>> ImageUse::Acquire(const std::string& ref, cons
   }
   if (!resolve) return std::unique_ptr<ImageUse>();  // the caller hands over to lazyfs-core
   ResolvedRef image = LAZYFS_TRY(resolve(ref));
-  std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(image.manifest, image.config_json, id, options, ref));
-  if (Status remembered = RememberRef(ref, platform, image.manifest); !remembered) {
+  if (!options.variant.empty() && !options.variant_key) return Internal("a mount variant without its key");
+  Sha256Digest key = options.variant.empty() ? image.manifest : options.variant_key(image.manifest);
+  std::unique_ptr<ImageUse> use = LAZYFS_TRY(Attach(key, image.config_json, id, options, ref, image.manifest));
+  if (Status remembered = RememberRef(ref, platform, key); !remembered) {
     LogWarn("{}", remembered.error().ToString());  // the next run resolves the image again
   }
   return use;
@@ -100,7 +107,7 @@ ImageUse::~ImageUse() {
 Result<std::unique_ptr<ImageUse>> ImageUse::Attach(const Sha256Digest& manifest,
                                                    const std::optional<std::string>& config_json,
                                                    const std::string& id, const ImageMountOptions& options,
-                                                   const std::string& ref) {
+                                                   const std::string& ref, const Sha256Digest& image_manifest) {
   ImageDir dir = ImageDir::ForManifest(manifest);
   if (config_json) {
     LAZYFS_TRY(dir.Create());
@@ -143,7 +150,8 @@ Result<std::unique_ptr<ImageUse>> ImageUse::Attach(const Sha256Digest& manifest,
   if (options.keep_mount_seconds > 0) {
     args.insert(args.end(), {"--idle-timeout", fmt::format("{}", options.keep_mount_seconds), "--image-dir", dir.path()});
   }
-  args.insert(args.end(), {PinnedRef(ref, manifest), rootfs});
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  args.insert(args.end(), {PinnedRef(ref, image_manifest), rootfs});
   ExitStatus st = LAZYFS_TRY(SpawnAndWait(args, true));
   if (st.code != 0) return IoError("lazyfs mount " + ref + " failed (exit " + std::to_string(st.code) + ")");
   LogDebug("mounted {} at {}", ref, rootfs);

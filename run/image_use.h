@@ -43,6 +43,14 @@ struct ImageMountOptions {
   std::string trace_file;                // --trace: record the mount's reads
   std::string prefetch;                  // --prefetch TRACE|auto
   double keep_mount_seconds = 60;        // the mount's idle timeout; 0: the last user unmounts it
+  // A variant of the image's mount (`lazyfs run --packages`: the image with a lock's package layers in
+  // its tree): mounted and shared under its own key, variant_key(image manifest), with `extra_args` handed
+  // to `lazyfs mount`; `variant` names it in the reference cache. The key is a function so that this
+  // library does not hash (the `lazyfs` front end loads no libcrypto: it never mounts a variant). Empty:
+  // the plain image, keyed by its manifest.
+  std::string variant;
+  std::function<Sha256Digest(const Sha256Digest& manifest)> variant_key;
+  std::vector<std::string> extra_args;
 };
 
 // What the mount daemon of `rootfs` says about itself ("info" on its control socket: pid, manifest,
@@ -72,6 +80,7 @@ class ImageUse {
   ImageUse& operator=(const ImageUse&) = delete;
 
   std::string rootfs() const { return dir_.rootfs(); }
+  // The mount's key (MountKey: the image manifest, or the variant's key).
   const Sha256Digest& manifest() const { return manifest_; }
   const std::string& config_json() const { return config_json_; }
 
@@ -82,10 +91,12 @@ class ImageUse {
   // Attaches to the mount of `manifest`. With `config_json` (a resolved image) the image directory is made
   // and the image mounted from `ref` when no live mount exists; without, only a live mount is attached to
   // (nullptr otherwise) and the config comes from the image directory.
+  // `manifest` is the mount's key; `image_manifest` the image's own, which pins a docker:// tag.
   static Result<std::unique_ptr<ImageUse>> Attach(const Sha256Digest& manifest,
                                                   const std::optional<std::string>& config_json,
                                                   const std::string& id, const ImageMountOptions& options,
-                                                  const std::string& ref = "");
+                                                  const std::string& ref = "",
+                                                  const Sha256Digest& image_manifest = {});
 
   const ImageDir dir_;
   const std::string id_;

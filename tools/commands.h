@@ -15,7 +15,8 @@ void AddStatsCommand(CLI::App& app, int& exit_code);     // stats
 void AddCacheCommand(CLI::App& app, int& exit_code);     // cache stats|gc|verify|rm
 void AddTraceCommand(CLI::App& app, int& exit_code);     // trace show|merge|replay|push
 void AddPushCommand(CLI::App& app, int& exit_code);      // push
-void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve);  // run
+void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve,
+                   RunPackagesPreparer prepare_packages);  // run
 void AddPsCommand(CLI::App& app, int& exit_code);        // ps
 void AddPkgCommand(CLI::App& app, int& exit_code);       // pkg show|resolve|install
 void AddPkgInstallCommand(CLI::App& pkg, int& exit_code);  // pkg install (under `pkg`)

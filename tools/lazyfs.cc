@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   lazyfs::tools::AddGlobalOptions(app, log_level);
   int exit_code = 0;
-  lazyfs::tools::AddRunCommand(app, exit_code, nullptr);  // no resolver: live mounts only
+  lazyfs::tools::AddRunCommand(app, exit_code, nullptr, nullptr);  // no resolver: live mounts only
   CLI11_PARSE(app, argc, argv);
   // Nothing was started: lazyfs-core resolves the image and mounts it. Signals that arrived meanwhile stay
   // blocked and pending across exec, so lazyfs-core's run sees them before it starts the container.

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tools/commands.h"
+#include "tools/run_packages.h"
 #include "tools/run_resolve.h"
 
 int main(int argc, char** argv) {
@@ -18,7 +19,7 @@ int main(int argc, char** argv) {
   lazyfs::tools::AddCacheCommand(app, exit_code);
   lazyfs::tools::AddTraceCommand(app, exit_code);
   lazyfs::tools::AddPushCommand(app, exit_code);
-  lazyfs::tools::AddRunCommand(app, exit_code, lazyfs::tools::ResolveImageRef);
+  lazyfs::tools::AddRunCommand(app, exit_code, lazyfs::tools::ResolveImageRef, lazyfs::tools::PrepareRunPackages);
   lazyfs::tools::AddPsCommand(app, exit_code);
   lazyfs::tools::AddPkgCommand(app, exit_code);
 

@@ -103,6 +103,9 @@ run::ImageMountOptions MountOptions(const RunCommandOptions& options) {
   mount.trace_file = options.trace_file;
   mount.prefetch = options.prefetch;
   mount.keep_mount_seconds = options.keep_mount_seconds;
+  mount.variant = options.mount_variant;
+  mount.variant_key = options.mount_variant_key;
+  mount.extra_args = options.mount_extra_args;
   return mount;
 }
 
@@ -179,7 +182,7 @@ int RunRun(const RunCommandOptions& options, ImageResolver resolve) {
   return status->code;
 }
 
-void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve) {
+void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve, RunPackagesPreparer prepare_packages) {
   auto o = std::make_shared<RunCommandOptions>();
   o->cache_dir = DefaultCacheDir();
   CLI::App* cmd = app.add_subcommand("run", "Run a command in a container whose rootfs is a lazy mount of IMAGE");
@@ -208,9 +211,32 @@ void AddRunCommand(CLI::App& app, int& exit_code, ImageResolver resolve) {
                   "seconds a new image mount stays after its last sandbox exits, for the next start to reuse; "
                   "0: unmount at once (also when this run is the last user of a kept mount)")
       ->capture_default_str();
+  cmd->add_option("--packages", o->packages,
+                  "a lock file (lazyfs pkg resolve -o), or requirements resolved for the image's own python3: "
+                  "the dists at /packages/NAME==VERSION/files and merged at /packages/site, on PYTHONPATH and PATH")
+      ->allow_extra_args(false);
+  cmd->add_option("--index-url", o->index_url, "package index for --packages requirements (PEP 503/691)");
+  cmd->add_option("--package-registry", o->package_registry,
+                  "docker://REG/PREFIX holding package layers (lazyfs pkg install --push) to mount before building");
   cmd->add_flag("!--no-init", o->init, "run the command as PID 1 instead of under tini");
   cmd->add_option("--stop-timeout", o->stop_timeout, "seconds from a forwarded SIGTERM to SIGKILL")->capture_default_str();
-  cmd->callback([o, &exit_code, resolve] { exit_code = RunRun(*o, resolve); });
+  cmd->callback([o, &exit_code, resolve, prepare_packages] {
+    if (o->packages.empty()) {
+      exit_code = RunRun(*o, resolve);
+      return;
+    }
+    if (prepare_packages == nullptr) {
+      exit_code = kRunNeedsResolver;  // lazyfs-core resolves the packages
+      return;
+    }
+    Result<RunCommandOptions> prepared = prepare_packages(*o);
+    if (!prepared) {
+      std::fprintf(stderr, "lazyfs: run %s --packages: %s\n", o->ref.c_str(), prepared.error().ToString().c_str());
+      exit_code = kLazyfsFailed;
+      return;
+    }
+    exit_code = RunRun(*prepared, resolve);
+  });
 }
 
 }  // namespace lazyfs::tools

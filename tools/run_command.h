@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,14 @@ struct RunCommandOptions {
   bool init = true;                  // run tini as PID 1 when installed
   double stop_timeout = 10;          // seconds from a forwarded SIGTERM/SIGINT to SIGKILL
   bool allow_setuid = false;         // setuid files raise privileges (Docker's default); see RunOptions
+  // --packages LOCK | REQUIREMENT...: lazyfs-core rewrites them (tools/run_packages.h) into env, a volume
+  // and the mount variant below before RunRun; the front end hands such a run to lazyfs-core.
+  std::vector<std::string> packages;
+  std::string index_url;             // where requirements are resolved (lazyfs pkg resolve --index-url)
+  std::string package_registry;      // docker://REG/PREFIX holding package layers
+  std::string mount_variant;         // run::ImageMountOptions::variant and the two below
+  std::function<Sha256Digest(const Sha256Digest&)> mount_variant_key;
+  std::vector<std::string> mount_extra_args;
 };
 
 // Resolves an absolute image reference (registry or OCI layout access) with the run's source flags and
@@ -68,5 +77,8 @@ inline constexpr int kRunNeedsResolver = -1;
 // Returns the process exit code: the container's (128+signal when it was killed), or 125 when lazyfs
 // itself failed before or around the container, or kRunNeedsResolver (see there).
 int RunRun(const RunCommandOptions& options, ImageResolver resolve);
+
+// Rewrites a run with --packages into one RunRun can do (tools/run_packages.h); null in the front end.
+using RunPackagesPreparer = Result<RunCommandOptions> (*)(const RunCommandOptions& options);
 
 }  // namespace lazyfs::tools

@@ -1,0 +1,110 @@
+"""`lazyfs run --packages LOCK|REQUIREMENT... IMAGE -- CMD` under crun, against a real local index (nginx on
+127.0.0.1) holding wheels repacked from Debian (flask and its closure, MarkupSafe with its compiled
+extension) and synthetic ones, on a Debian python3 image built by mmdebstrap:
+
+  - end to end: `--packages 'flask>=2' …` is resolved for the image's own python3 (probed, never the
+    host's), the layers are built with .pyc compiled by that python3, and `import flask` runs from
+    /packages/site, MarkupSafe's C extension included;
+  - a console script of a dist runs from PATH; PEP 420 namespace packages split over two dists and a
+    wheel's .pth file work; imports write nothing (every file under /packages keeps the layers' mtime);
+  - a second run of the same requirements builds nothing and downloads nothing;
+  - a lock made for another interpreter is refused with both named, before anything is mounted.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debian_image  # noqa: E402
+import harness  # noqa: E402
+from debian_wheels import DEBIAN_ROOTS, debian_wheels  # noqa: E402
+from package_index import IndexTestCase  # noqa: E402
+
+CHECK_NO_WRITES = """
+import os
+newer = [os.path.join(d, n) for d, _, names in os.walk('/packages') for n in names
+         if os.lstat(os.path.join(d, n)).st_mtime > 946684800]
+print('written:', newer)
+"""
+
+
+class RunPackagesTest(IndexTestCase):
+    PREFIX = "lazyfs-it-run-packages."
+    TOOLS = ("nginx", "crun", "mmdebstrap", "apt-get")
+
+    @classmethod
+    def fill_index(cls, index):
+        index.add_wheel_files(debian_wheels(DEBIAN_ROOTS))
+        index.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
+                        extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
+        index.add_wheel("ns-a", "1.0", extra_members=[("ns/a.py", b"NAME = 'a'\n")])
+        index.add_wheel("ns-b", "1.0", extra_members=[("ns/b.py", b"NAME = 'b'\n")])
+        index.add_wheel("pth-dist", "1.0", extra_members=[("pth_dist.pth", b"pth_extra\n"),
+                                                          ("pth_extra/hidden_mod.py", b"FOUND = True\n")])
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import test_run  # noqa: E402  (its cgroup set-up)
+        test_run.prepare_cgroups()
+        layout, tag = debian_image.build_image(
+            "pkg-python", ["python3"], {"Cmd": ["python3"], "Env": debian_image.DEFAULT_ENV}, lazyfs=harness.LAZYFS)
+        cls.image = f"oci:{layout}:{tag}"
+        cls.cache = os.path.join(cls.dir, "cache")
+
+    def run_packages(self, packages, command, ok=True):
+        proc = harness.run_lazyfs(["run", "--keep-mount", "0", "--cache-dir", self.cache,
+                                   "--index-url", self.server.index_url("html"),
+                                   *[a for p in packages for a in ("--packages", p)], self.image, "--", *command],
+                                  timeout=900)
+        if ok:
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        return proc
+
+    # Debian's flask, jinja2 and werkzeug metadata leave out the dependencies dpkg provides (only extras
+    # remain), so the closure is named here.
+    FLASK = ["flask>=2", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click"]
+
+    def test_flask_end_to_end(self):
+        proc = self.run_packages(self.FLASK, ["python3", "-c",
+                                                "import flask, markupsafe._speedups, importlib.metadata as m; "
+                                                "print(m.version('flask'), flask.__file__, markupsafe._speedups.__file__)"])
+        version, flask_file, speedups = proc.stdout.split()
+        self.assertTrue(version.startswith("2."), proc.stdout)
+        self.assertEqual(flask_file, "/packages/site/flask/__init__.py")
+        self.assertTrue(speedups.startswith("/packages/site/markupsafe/_speedups.cpython-311"), speedups)
+        self.assertIn("built flask==", proc.stderr)
+
+        # The same requirements again: the lock resolves to the same layers, found on the host.
+        self.server.clear_access_log()
+        again = self.run_packages(self.FLASK, ["python3", "-c", "import flask"])
+        self.assertNotIn("built ", again.stderr)
+        self.assertEqual([r for r in self.server.requests() if r[1].startswith("/files/") and r[1].endswith(".whl")], [])
+
+    def test_scripts_namespaces_pth_and_no_writes(self):
+        code = ("import app_cli.main, ns.a, ns.b, hidden_mod, sys; "
+                "print(ns.a.NAME + ns.b.NAME, hidden_mod.FOUND, app_cli.main.__cached__)" + "\n" + CHECK_NO_WRITES)
+        proc = self.run_packages(["app-cli", "ns-a", "ns-b", "pth-dist"],
+                                 ["sh", "-c", f"app-hello && python3 -c \"$0\"", code])
+        lines = proc.stdout.splitlines()
+        self.assertEqual(lines[0], "hello from app-cli")
+        self.assertEqual(lines[1], "ab True /packages/site/app_cli/__pycache__/main.cpython-311.pyc")
+        self.assertEqual(lines[2], "written: []")
+
+    def test_foreign_lock_is_refused(self):
+        lock = self.resolve_lock(["app-cli"], "py312", python="3.12")
+        proc = self.run_packages([lock], ["python3", "-c", "import app_cli"], ok=False)
+        self.assertEqual(proc.returncode, 125, proc.stdout + proc.stderr)
+        self.assertIn("was made for cp312", proc.stderr)
+        self.assertIn("is cp311 (cpython 3.11", proc.stderr)
+
+    def test_lock_for_the_image_runs(self):
+        lock = self.resolve_lock(["app-cli"], "py311", python="3.11")
+        proc = self.run_packages([lock], ["app-hello"])
+        self.assertEqual(proc.stdout, "hello from app-cli\n")
+
+
+if __name__ == "__main__":
+    harness.parse_args()
+    harness.main()
