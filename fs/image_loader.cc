@@ -221,9 +221,20 @@ Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* ba
     for (const fetch::Descriptor& d : resolved.manifest.layers) image.layers.push_back({d, true, 0, &base->blobs()});
   }
   const size_t base_layers = image.layers.size();
+  // Parts are resolved in parallel: each is a manifest and a config, a round trip or two apiece.
+  std::vector<std::optional<Result<fetch::ResolvedImage>>> resolved_parts(parts.size());
+  {
+    std::atomic<size_t> next{0};
+    auto resolve = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < parts.size();) resolved_parts[i] = parts[i].source->Resolve();
+    };
+    std::vector<std::jthread> helpers;
+    for (size_t t = 1; t < std::min(parts.size(), kParallelLayerIndexes); ++t) helpers.emplace_back(resolve);
+    resolve();
+  }
   std::vector<size_t> part_of_layer;
   for (size_t p = 0; p < parts.size(); ++p) {
-    Result<fetch::ResolvedImage> part = parts[p].source->Resolve();
+    Result<fetch::ResolvedImage>& part = *resolved_parts[p];
     if (!part) return std::move(part).error().Context(fmt::format("package layer {}", parts[p].name));
     const fetch::ResolvedImage& resolved = *part;
     composition += "\npart " + parts[p].name + " " + resolved.manifest_digest.ToString();

@@ -7,12 +7,14 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -207,21 +209,43 @@ uint64_t HostBlobBytes(const std::string& layout_dir) {
   return manifest && manifest->layers.size() == 1 ? manifest->layers[0].size : 0;
 }
 
-// Whether the registry has the layer, built from the lock's wheel.
-Result<bool> InRegistry(const PackageLayerOptions& options, const PackageLayerKey& key) {
+// The layer's artifact in the registry, pinned by digest (docker://REG/PREFIX/NAME@sha256:…), when it has
+// one built from the lock's wheel; nullopt when it has none.
+Result<std::optional<std::string>> InRegistry(const PackageLayerOptions& options, const PackageLayerKey& key) {
   fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(RegistryRef(options, key)));
   fetch::SourceOptions source = LAZYFS_TRY(ToSourceOptions(options.source));
   std::unique_ptr<fetch::ImageSource> image = LAZYFS_TRY(fetch::OpenImageSource(ref, source));
   Result<fetch::ResolvedImage> resolved = image->Resolve();
-  if (!resolved && resolved.error().code() == ErrorCode::kNotFound) return false;
+  if (!resolved && resolved.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
   if (!resolved) return std::move(resolved).error();
   auto sha = resolved->manifest.annotations.find(kAnnotationWheelSha256);
   if (sha == resolved->manifest.annotations.end() || sha->second != key.wheel_sha256 ||
       resolved->manifest.layers.size() != 1) {
     LogWarn("{}: not built from the lock's wheel (sha256 {}); building it here", ref.ToString(), key.wheel_sha256);
-    return false;
+    return std::optional<std::string>();
   }
-  return true;
+  ref.tag.clear();
+  ref.digest = resolved->manifest_digest;
+  return std::optional<std::string>(ref.ToString());
+}
+
+// Registry lookups of every dist in `keys` at once (each is a round trip or two; a lock has dozens).
+std::vector<Result<std::optional<std::string>>> InRegistryAll(const PackageLayerOptions& options,
+                                                              const std::vector<PackageLayerKey>& keys) {
+  constexpr size_t kParallelLookups = 8;
+  std::vector<std::optional<Result<std::optional<std::string>>>> slots(keys.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < keys.size();) slots[i] = InRegistry(options, keys[i]);
+  };
+  {
+    std::vector<std::jthread> helpers;
+    for (size_t t = 1; t < std::min(keys.size(), kParallelLookups); ++t) helpers.emplace_back(work);
+    work();
+  }
+  std::vector<Result<std::optional<std::string>>> out;
+  for (auto& slot : slots) out.push_back(std::move(*slot));
+  return out;
 }
 
 Status Push(const PackageLayerOptions& options, const PackageLayerKey& key, const std::string& layout_dir) {
@@ -310,26 +334,52 @@ Result<std::vector<PackageLayer>> EnsurePackageLayers(const pkg::LockFile& lock,
   Builder builder(options);
   LAZYFS_TRY(MakeDirs(builder.root()));
 
+  // Layers this host found in the registry before are remembered by digest (<id>.ref): a later mount
+  // asks the registry nothing, and reads manifests and indexes from the cache. The rest are looked up
+  // together.
+  std::vector<PackageLayerKey> keys;
+  std::vector<std::string> remote_refs(lock.packages.size());
+  std::vector<PackageLayerKey> lookups;
+  std::vector<size_t> lookup_of;
+  for (size_t i = 0; i < lock.packages.size(); ++i) {
+    const pkg::LockedPackage& dist = lock.packages[i];
+    keys.push_back(PackageLayerKey{dist.name, dist.version, dist.sha256, interpreter});
+    std::string base = builder.root() + "/" + keys.back().Id();
+    if (std::filesystem::exists(base) || options.registry.empty() || options.push) continue;
+    if (Result<std::string> known = ReadWholeFile(base + ".ref"); known && known->starts_with("docker://")) {
+      remote_refs[i] = *known;
+      continue;
+    }
+    lookups.push_back(keys.back());
+    lookup_of.push_back(i);
+  }
+  std::vector<Result<std::optional<std::string>>> found = InRegistryAll(options, lookups);
+  for (size_t j = 0; j < found.size(); ++j) {
+    const pkg::LockedPackage& dist = lock.packages[lookup_of[j]];
+    if (!found[j]) return std::move(found[j]).error().Context(dist.name + "==" + dist.version);
+    if (!*found[j]) continue;
+    remote_refs[lookup_of[j]] = **found[j];
+    std::string ref_file = builder.root() + "/" + lookups[j].Id() + ".ref";
+    if (Status kept = WriteFileAtomic(ref_file, **found[j]); !kept) LogWarn("{}", kept.error().ToString());
+  }
+
   std::vector<PackageLayer> layers;
-  for (const pkg::LockedPackage& dist : lock.packages) {
+  for (size_t i = 0; i < lock.packages.size(); ++i) {
+    const pkg::LockedPackage& dist = lock.packages[i];
     while (signals) {
       int sig = signals->Next();
       if (sig == 0) break;
       if (sig != SIGCHLD) return Error(ErrorCode::kInternal, "interrupted by signal " + std::to_string(sig));
     }
-    PackageLayerKey key{dist.name, dist.version, dist.sha256, interpreter};
+    const PackageLayerKey& key = keys[i];
     std::string final_dir = builder.root() + "/" + key.Id();
     auto fail = [&](Error e) { return std::move(e).Context(dist.name + "==" + dist.version); };
     PackageLayer layer{dist, key, "host", HostRef(final_dir)};
     if (std::filesystem::exists(final_dir)) {
       layer.blob_bytes = HostBlobBytes(final_dir);
-    } else if (!options.registry.empty() && !options.push) {
-      Result<bool> remote = InRegistry(options, key);
-      if (!remote) return fail(std::move(remote).error());
-      if (*remote) {
-        layer.where = "registry";
-        layer.ref = RegistryRef(options, key);
-      }
+    } else if (!remote_refs[i].empty()) {
+      layer.where = "registry";
+      layer.ref = remote_refs[i];
     }
     if (layer.where == "host" && !std::filesystem::exists(final_dir)) {
       Result<PackageLayer> built = builder.BuildOnce(dist, key, final_dir);

@@ -10,6 +10,9 @@
 // whose annotations name the dist, its version, the interpreter and the lock's wheel sha256; a registry
 // artifact whose sha256 annotation differs from the lock's is not used.
 //
+// A layer found in the registry is remembered in `<id>.ref` (its artifact pinned by digest), so the next
+// mount on this host asks the registry nothing: manifests and indexes come from the cache.
+//
 // The interpreter part of the key is the lock's (`cp311`) when the .pyc were compiled, `nopyc` when no
 // image compiled them (a layer without .pyc is a different layer). Lookup order for a dist: host,
 // registry (when given), build. A build holds an flock of `<id>.lock` in the host store for its whole

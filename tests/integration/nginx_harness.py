@@ -19,9 +19,11 @@ from registry_harness import free_port
 
 
 class NginxServer:
-    def __init__(self, server_config, access_log_format=None):
-        """`server_config(port, dir)` returns the http-level text (a server block and what it needs)."""
+    def __init__(self, server_config, access_log_format=None, netns=None):
+        """`server_config(port, dir)` returns the http-level text (a server block and what it needs).
+        `netns`: run nginx in that network namespace (HelloBench's emulated links), on its loopback."""
         self.server_config = server_config
+        self.netns = netns
         self.access_log_format = access_log_format
         self.dir = tempfile.mkdtemp(prefix="lazyfs-nginx-")
         self.port = free_port()
@@ -57,12 +59,16 @@ http {{
         path = os.path.join(d, "nginx.conf")
         with open(path, "w") as f:
             f.write(config)
-        self.process = subprocess.Popen(["nginx", "-c", path, "-p", d], stdin=subprocess.DEVNULL,
+        in_ns = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.process = subprocess.Popen([*in_ns, "nginx", "-c", path, "-p", d], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def listening():
             if self.process.poll() is not None:
                 raise AssertionError(f"nginx exited: {self.error_log()}")
+            if self.netns:
+                probe = f"import socket; socket.create_connection(('127.0.0.1', {self.port}), 1).close()"
+                return subprocess.run([*in_ns, "python3", "-c", probe], capture_output=True).returncode == 0
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", self.port)) == 0
         harness.wait_for(listening, 20, "nginx to listen")

@@ -171,7 +171,7 @@ def _sha256_file(path):
 class NginxIndex(NginxServer):
     """nginx serving a PackageIndex root on 127.0.0.1; requests() parses its access log."""
 
-    def __init__(self, root):
+    def __init__(self, root, netns=None):
         super().__init__(lambda port, d: f"""
   server {{
     listen 127.0.0.1:{port};
@@ -180,7 +180,7 @@ class NginxIndex(NginxServer):
     location /nometa/ {{ index index.html; types {{ }} default_type text/html; }}
     location /json/ {{ index index.json; types {{ }} default_type application/vnd.pypi.simple.v1+json; }}
     location /files/ {{ types {{ }} default_type application/octet-stream; }}
-  }}""", access_log_format='$request_method $request_uri $status $body_bytes_sent "$http_range"')
+  }}""", access_log_format='$request_method $request_uri $status $body_bytes_sent "$http_range"', netns=netns)
 
     def index_url(self, flavour):
         return f"{self.url}/{flavour}/"

@@ -39,14 +39,14 @@ BIG = random.Random(7).randbytes(3 << 20)  # incompressible, the same in both ve
 
 def layer_dirs(cache):
     root = os.path.join(cache, "package-layers")
-    return sorted(d for d in os.listdir(root) if not d.endswith(".lock")) if os.path.isdir(root) else []
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if os.path.isdir(root) else []
 
 
 def cache_chunk_bytes(cache):
     proc = harness.run_lazyfs(["cache", "stats", "--json", "--cache-dir", cache])
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(proc.stdout)
-    return stats["chunk_bytes"] if "chunk_bytes" in stats else stats["bytes"]
+    return stats["chunk_bytes"]
 
 
 def read_tree(root):
@@ -236,6 +236,10 @@ class PackageLayersTest(IndexTestCase):
             empty = os.path.join(self.dir, "cache-empty")
             m = self.mount_packages(lock, empty, "--package-registry", prefix, "--insecure-registry", reg.host)
             self.assertEqual(layer_dirs(empty), [])  # nothing built here
+            refs = sorted(glob.glob(os.path.join(empty, "package-layers", "*.ref")))
+            self.assertEqual(len(refs), 2)  # remembered by digest: the next mount asks the registry nothing
+            with open(refs[0]) as f:
+                self.assertRegex(f.read(), rf"^docker://{reg.host}/lazyfs-packages/app-(lib|cli)@sha256:[0-9a-f]{{64}}$")
             self.assertEqual(self.server.requests(), [])  # no wheel downloaded
             with open(m.path("packages/app-lib==1.2/files/app_lib/util.py"), "rb") as f:
                 self.assertEqual(f.read(), b"def twice(x):\n    return 2 * x\n")
