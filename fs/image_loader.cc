@@ -271,6 +271,9 @@ Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* ba
   std::vector<size_t> part_of_placed;
   for (uint32_t i = static_cast<uint32_t>(base_layers); i < image.layers.size(); ++i) {
     const MountPart& part = parts[part_of_layer[i - base_layers]];
+    if (!part.paths.empty()) {
+      for (const std::string& p : indexes[i].prefetch) image.prefetch.push_back(part.paths.front() + "/" + p);
+    }
     for (const std::string& path : part.paths) {
       placed.push_back(PlaceUnder(indexes[i], path, i, report));
       slots.push_back(i);

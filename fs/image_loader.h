@@ -34,7 +34,8 @@ struct LoadedImage {
   std::vector<LayerInfo> layers;    // bottom to top
   UnionTree tree;
   bool tree_from_cache = false;
-  std::vector<std::string> prefetch;  // eStargz landmark prefetch list, top layer last
+  // eStargz landmark prefetch lists, top layer last (a composed mount's parts: under their first path)
+  std::vector<std::string> prefetch;
   // Composed mounts: paths two package layers both ship with different bytes in the merged view, each
   // as "PATH (A==1 and B==2)"; the upper dist wins.
   std::vector<std::string> conflicts;

@@ -34,6 +34,24 @@ PrefetchPlan PlanPrefetch(const Trace& trace, const UnionTree& tree) {
   return plan;
 }
 
+PrefetchPlan PlanPathsPrefetch(const std::vector<std::string>& paths, const UnionTree& tree) {
+  PrefetchPlan plan;
+  std::unordered_set<Sha256Digest, Sha256DigestHash> seen;
+  for (const std::string& path : paths) {
+    ++plan.records;
+    std::optional<uint64_t> ino = tree.Resolve(path);
+    const Node* n = ino ? tree.Find(*ino) : nullptr;
+    if (!n || n->type != EntryType::kRegular) {
+      ++plan.missing_paths;
+      continue;
+    }
+    for (const ChunkRef& c : n->chunks) {
+      if (seen.insert(c.digest).second) plan.items.push_back({n->layer, c});
+    }
+  }
+  return plan;
+}
+
 Prefetcher::Prefetcher(ChunkReader& reader, PrefetchPlan plan, unsigned threads)
     : reader_(reader), plan_(std::move(plan)), threads_(std::max(1u, threads)) {}
 

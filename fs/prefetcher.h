@@ -48,6 +48,8 @@ struct PrefetchPlan {
 };
 
 PrefetchPlan PlanPrefetch(const Trace& trace, const UnionTree& tree);
+// The whole of each regular file at `paths` (relative to the root), in order; one record per path.
+PrefetchPlan PlanPathsPrefetch(const std::vector<std::string>& paths, const UnionTree& tree);
 
 struct PrefetchProgress {
   uint64_t planned = 0;   // chunks in the plan

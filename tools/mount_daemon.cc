@@ -71,6 +71,7 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
   d->filesystem_ = std::make_unique<fs::Filesystem>(name, image.tree, *d->reader_);
   MountObservabilityOptions observability_options = options.observability;
   observability_options.registry = source_options.registry;
+  observability_options.landmarks = !options.parts.empty();
   d->observability_ = LAZYFS_TRY(MountObservability::Setup(observability_options, image, ref, *d->reader_, *d->filesystem_));
 
   fs::MountOptions mount_options;

@@ -102,6 +102,14 @@ Result<std::unique_ptr<MountObservability>> MountObservability::Setup(const Moun
               source, plan.items.size(), plan.records, plan.missing_paths, options.prefetch_threads);
       obs->prefetcher_ = std::make_unique<fs::Prefetcher>(reader, std::move(plan), options.prefetch_threads);
     }
+  } else if (options.landmarks && !image.prefetch.empty()) {
+    fs::PrefetchPlan plan = fs::PlanPathsPrefetch(image.prefetch, image.tree);
+    obs->plan_stats_.records = plan.records;
+    obs->plan_stats_.missing_paths = plan.missing_paths;
+    obs->prefetch_source_ = "eStargz landmarks";
+    LogInfo("prefetch of {} landmark files: {} chunks, {} threads", plan.records, plan.items.size(),
+            options.prefetch_threads);
+    obs->prefetcher_ = std::make_unique<fs::Prefetcher>(reader, std::move(plan), options.prefetch_threads);
   }
   return obs;
 }

@@ -36,6 +36,9 @@ struct MountObservabilityOptions {
   std::string prefetch;          // a trace file, "auto", or empty
   unsigned prefetch_threads = 4;
   fetch::RegistryOptions registry;  // for --prefetch auto on docker:// images
+  // Without a trace, prefetch the files the image's eStargz landmarks list (LoadedImage::prefetch): set
+  // for package mounts, whose layers list what `import NAME` read when they were built.
+  bool landmarks = false;
 
   // The daemon changes directory to /: relative paths must be made absolute before it forks.
   void MakePathsAbsolute();

@@ -88,19 +88,100 @@ Status CheckPycTags(const std::string& tree, const std::string& interpreter, con
   return Ok();
 }
 
+
+// Removes a directory tree when it goes out of scope.
+struct RemoveOnExit {
+  std::string path;
+  ~RemoveOnExit() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
+// The installer program run by the target image's python3: compiles every .py of the tree (argv[1]) with
+// unchecked-hash invalidation and argv[2] as the path written into code objects (tracebacks), exactly as
+// `python3 -m compileall -q --invalidation-mode unchecked-hash -d DDIR TREE` (exit 1 when a file does not
+// compile); then imports each top-level module of the dist, best effort and bounded (other dists'
+// modules are stand-ins, a module that fails or hangs is skipped), and writes to argv[3] the tree's
+// files those imports opened (an audit hook sees every open), in order: what `import NAME` reads, the
+// layer's prefetch list.
+constexpr const char* kInstallerProgram = R"PY(import compileall, importlib, importlib.abc, importlib.machinery, os, py_compile, signal, sys, types
+tree, ddir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+if not compileall.compile_dir(tree, ddir=ddir, quiet=1,
+                              invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
+    sys.exit(1)
+sys.dont_write_bytecode = True
+loaded = []
+def audit(event, args):
+    if event == "open" and isinstance(args[0], str) and args[0].startswith(tree + "/"):
+        loaded.append(os.path.relpath(args[0], tree))
+sys.addaudithook(audit)
+# The dist's dependencies are other layers, absent here: a module nobody provides becomes an empty
+# stand-in, so the import goes on as far as it can.
+class Stub(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Stub(self.__name__ + "." + name)
+    def __call__(self, *a, **k):
+        return Stub(self.__name__ + "()")
+class StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        return Stub(spec.name)
+    def exec_module(self, module):
+        module.__path__ = []
+sys.path.insert(0, tree)
+sys.meta_path.append(StubFinder())
+def stop(*_):
+    raise TimeoutError
+signal.signal(signal.SIGALRM, stop)
+signal.alarm(20)
+try:
+    for entry in sorted(os.listdir(tree)):
+        path = os.path.join(tree, entry)
+        name = None
+        if entry.endswith((".dist-info", ".data")) or entry in ("bin", "__pycache__"):
+            continue
+        if os.path.isdir(path) and entry.isidentifier():
+            name = entry
+        elif entry.endswith(".py") and entry[:-3].isidentifier():
+            name = entry[:-3]
+        elif entry.endswith(".so") and entry.split(".")[0].isidentifier():
+            name = entry.split(".")[0]
+        if name:
+            try:
+                importlib.import_module(name)
+            except TimeoutError:
+                raise
+            except BaseException:
+                pass
+except TimeoutError:
+    pass
+signal.alarm(0)
+with open(out, "w") as f:
+    f.write("".join(p + "\n" for p in dict.fromkeys(p for p in loaded if os.path.isfile(os.path.join(tree, p)))))
+)PY";
+
+constexpr const char* kInstallOut = "/lazyfs-install-out";
+
 }  // namespace
 
-// The .pyc step: compileall in a sandbox of the target image, on the tree bound at kInstallMount, with the
-// paths the dist will have in a sandbox written into the code objects (tracebacks).
-pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key) {
-  return [&options, key](const std::string& tree) -> Status {
+pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key,
+                                                     std::shared_ptr<std::vector<std::string>> imported) {
+  return [&options, key, imported](const std::string& tree) -> Status {
+    std::string pattern = TempRoot() + "/lazyfs-install-out-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
+    RemoveOnExit out{pattern};
     RunCommandOptions run;
     run.ref = options.compile_in;
-    run.command = {"timeout", std::to_string(options.installer_timeout), "python3", "-m", "compileall", "-q",
-                   "--invalidation-mode", "unchecked-hash", "-d", "/packages/" + key.name + "==" + key.version + "/files",
-                   kInstallMount};
+    run.command = {"timeout", std::to_string(options.installer_timeout), "python3", "-c", kInstallerProgram,
+                   kInstallMount, "/packages/" + key.name + "==" + key.version + "/files",
+                   std::string(kInstallOut) + "/imported"};
     run.memory = options.installer_memory;
-    run.volumes = {tree + ":" + kInstallMount + ":rw"};
+    run.volumes = {tree + ":" + kInstallMount + ":rw", out.path + ":" + kInstallOut + ":rw"};
+    run.user = "0:0";
     run.network = "none";
     run.cache_dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
     run.source = options.source;
@@ -116,7 +197,20 @@ pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& 
       return Internal("compiling .pyc in " + options.compile_in + " failed (exit " + std::to_string(code) +
                       (code == 127 ? ": the image has no python3 or timeout" : "") + ")");
     }
-    return CheckPycTags(tree, key.interpreter, options.compile_in);
+    LAZYFS_TRY(CheckPycTags(tree, key.interpreter, options.compile_in));
+    if (imported) {
+      if (Result<std::string> list = ReadWholeFile(out.path + "/imported")) {
+        for (size_t at = 0; at < list->size();) {
+          size_t nl = list->find('\n', at);
+          if (nl == std::string::npos) nl = list->size();
+          std::string name = list->substr(at, nl - at);
+          // Only plain relative names of the tree: the list comes from code the wheel ran.
+          if (!name.empty() && !name.starts_with('/') && name.find("..") == std::string::npos) imported->push_back(name);
+          at = nl + 1;
+        }
+      }
+    }
+    return Ok();
   };
 }
 
@@ -138,15 +232,6 @@ class FileLock {
   UniqueFd fd_;
 };
 
-// Removes a directory tree when it goes out of scope.
-struct RemoveOnExit {
-  std::string path;
-  ~RemoveOnExit() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
-
 struct Packed {
   uint64_t blob_bytes = 0;
   uint64_t tree_bytes = 0;
@@ -154,7 +239,7 @@ struct Packed {
 
 // Packs `tree` into a one-layer OCI layout at `layout_dir` tagged kLayerTag.
 Result<Packed> PackLayout(const std::string& tree, const std::string& layout_dir, const PackageLayerKey& key,
-                          uint64_t tree_bytes) {
+                          uint64_t tree_bytes, const std::vector<std::string>& prefetch) {
   fetch::OciLayout layout = LAZYFS_TRY(fetch::OciLayout::Create(layout_dir));
   std::string blob_file = layout_dir + "/layer.tmp";
   fs::EstargzLayerInfo info;
@@ -162,6 +247,7 @@ Result<Packed> PackLayout(const std::string& tree, const std::string& layout_dir
     UniqueFd out = LAZYFS_TRY(OpenFile(blob_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     fs::EstargzWriterOptions writer;
     writer.spool_dir = layout_dir;
+    writer.prioritized_files = prefetch;  // what `import NAME` read at build: first, then the landmark
     info = LAZYFS_TRY(fs::PackTreeAsEstargz(tree, out.get(), writer));
     if (::fsync(out.get()) != 0) return PosixError(errno, "fsync " + blob_file);
   }
@@ -277,12 +363,13 @@ class Builder {
     layer.wheel_bytes = LAZYFS_TRY(pkg::DownloadWheel(*transport_, dist.url, dist.sha256, wheel));
     pkg::WheelInstallOptions install;
     install.interpreter = options_.interpreter;
-    if (!options_.compile_in.empty()) install.finish_tree = CompileFinisher(options_, key);
+    auto imported = std::make_shared<std::vector<std::string>>();
+    if (!options_.compile_in.empty()) install.finish_tree = CompileFinisher(options_, key, imported);
     std::string tree = build.path + "/tree";
     pkg::InstalledWheel installed = LAZYFS_TRY(pkg::InstallWheel(wheel, dist.sha256, tree, install));
     std::filesystem::remove(wheel, ec);
     std::string staged = build.path + "/layout";
-    Packed packed = LAZYFS_TRY(PackLayout(tree, staged, key, installed.bytes));
+    Packed packed = LAZYFS_TRY(PackLayout(tree, staged, key, installed.bytes, *imported));
     if (::rename(staged.c_str(), final_dir.c_str()) != 0) return PosixError(errno, "rename into " + final_dir);
     layer.where = "built";
     layer.blob_bytes = packed.blob_bytes;

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,8 +86,12 @@ Result<std::vector<PackageLayer>> EnsurePackageLayers(const pkg::LockFile& lock,
 
 // The install step that compiles a tree's .pyc in options.compile_in (`lazyfs run`, network off, the
 // installer limits) for `key`'s sandbox path /packages/NAME==VERSION/files, and checks they are for
-// key.interpreter. `options` must outlive the returned function.
-pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key);
+// key.interpreter. It then imports the dist's top-level modules there (best effort, bounded) and, when
+// `imported` is given, appends the tree's files those imports loaded, in load order (the layer's
+// eStargz prefetch list: a mount fetches them in the background at once). `options` must outlive the
+// returned function.
+pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key,
+                                                     std::shared_ptr<std::vector<std::string>> imported = nullptr);
 
 nlohmann::json PackageLayerJson(const PackageLayer& layer);
 

@@ -181,6 +181,10 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
   RunCommandOptions options = given;
   options.ref = LAZYFS_TRY(AbsoluteRef(given.ref));
   run::ResolvedRef image = LAZYFS_TRY(ResolveImageRef(options.ref, options));
+  // From here on the image is named by the manifest just resolved: the probe, the compile and the run all
+  // see that image (a tag moving meanwhile changes nothing), and each resolves it from the cache instead
+  // of asking the registry again.
+  options.ref = Pinned(options.ref, image.manifest);
   PythonProbe probe = LAZYFS_TRY(ProbeImagePython(options, options.ref, image.manifest));
 
   // A lock file, or requirements to resolve for this interpreter.
@@ -191,7 +195,7 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
     lock_from = options.packages[0];
     lock_text = LAZYFS_TRY(ReadWholeFile(lock_from));
   } else {
-    lock_from = "the lock resolved for " + options.ref;
+    lock_from = "the lock resolved for " + given.ref;
     lock_text = LAZYFS_TRY(ResolveForImage(options, probe));
   }
   pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(lock_text, lock_from));
@@ -202,7 +206,7 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
         "{} was made for {} on {}, but the python3 of {} is {} ({} {}) on {}: resolve for this image instead "
         "(lazyfs run --packages REQUIREMENT... resolves for the image's own interpreter, or lazyfs pkg resolve "
         "--python-version {})",
-        lock_from, lock_interpreter, lock_machine.empty() ? "any machine" : lock_machine, options.ref,
+        lock_from, lock_interpreter, lock_machine.empty() ? "any machine" : lock_machine, given.ref,
         probe.Interpreter(), probe.implementation, probe.version, probe.machine, probe.version));
   }
 
@@ -218,8 +222,7 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
   options.mount_variant_key = [variant](const Sha256Digest& manifest) {
     return Sha256Of(manifest.ToString() + "\n" + variant);
   };
-  options.mount_extra_args = {"--packages", lock_path, "--packages-at", kPackagesAt, "--compile-in",
-                              Pinned(options.ref, image.manifest)};
+  options.mount_extra_args = {"--packages", lock_path, "--packages-at", kPackagesAt, "--compile-in", options.ref};
   if (!options.package_registry.empty()) {
     options.mount_extra_args.insert(options.mount_extra_args.end(), {"--package-registry", options.package_registry});
   }

@@ -14,6 +14,7 @@ extension) and synthetic ones, on a Debian python3 image built by mmdebstrap:
 import json
 import os
 import sys
+import tarfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import debian_image  # noqa: E402
@@ -66,6 +67,24 @@ class RunPackagesTest(IndexTestCase):
     # remain), so the closure is named here.
     FLASK = ["flask>=2", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click"]
 
+    def layer_names(self, dist):
+        """The tar member names of the host's package layer of `dist`, in blob order."""
+        root = os.path.join(self.cache, "package-layers")
+        for d in os.listdir(root):
+            layout = os.path.join(root, d)
+            if not os.path.isdir(layout):
+                continue
+            with open(os.path.join(layout, "index.json")) as f:
+                manifest_digest = json.load(f)["manifests"][0]["digest"].split(":")[1]
+            with open(os.path.join(layout, "blobs", "sha256", manifest_digest)) as f:
+                manifest = json.load(f)
+            if manifest["annotations"]["dev.lazyfs.python.name"] != dist:
+                continue
+            blob = os.path.join(layout, "blobs", "sha256", manifest["layers"][0]["digest"].split(":")[1])
+            with tarfile.open(blob, "r:gz") as t:
+                return [m.name for m in t.getmembers()]
+        self.fail(f"no package layer of {dist} in {root}")
+
     def test_flask_end_to_end(self):
         proc = self.run_packages(self.FLASK, ["python3", "-c",
                                                 "import flask, markupsafe._speedups, importlib.metadata as m; "
@@ -75,6 +94,13 @@ class RunPackagesTest(IndexTestCase):
         self.assertEqual(flask_file, "/packages/site/flask/__init__.py")
         self.assertTrue(speedups.startswith("/packages/site/markupsafe/_speedups.cpython-311"), speedups)
         self.assertIn("built flask==", proc.stderr)
+        # The build imported flask in the image and put what the import read first in the layer, before
+        # eStargz's .prefetch.landmark: a mount fetches those files at once, in the background.
+        names = self.layer_names("flask")
+        self.assertIn(".prefetch.landmark", names)
+        first = names[:names.index(".prefetch.landmark")]
+        self.assertIn("flask/__pycache__/__init__.cpython-311.pyc", first)
+        self.assertNotIn("flask/__init__.py", first)  # the import reads the .pyc, not the source
 
         # The same requirements again: the lock resolves to the same layers, found on the host.
         self.server.clear_access_log()
