@@ -10,7 +10,9 @@ Packages: SOCK's list, each built as wheels from Debian 12's python3-* package a
 dpkg provides, so a package's requirement set is its whole Debian closure, pinned). `south` has no
 Debian 12 package and is left out. The index (nginx) and the registry (docker-registry) sit in a network
 namespace behind an emulated link (hellobench/netem.py: tbf + a delay proxy); the sandbox image is
-Debian's python3 + python3-pip, converted to eStargz and pushed to that registry.
+Debian's python3 + python3-pip + the shared libraries and data the chosen Debian packages use (Debian's
+wheels link to system libraries where PyPI's bundle them), converted to eStargz and pushed to that
+registry.
 
 Per package, the time to a successful `import` in a sandbox of that image (`lazyfs run`, crun), as wall
 seconds of the whole command, with the import's own time measured inside the sandbox:
@@ -119,6 +121,23 @@ def fetched_bytes(log_file):
     return int(m.group(1)) if m else None
 
 
+def native_dependencies(debs):
+    """What the Debian packages' closure depends on besides python3-* packages: shared libraries
+    (libblas3 for numpy, libfreetype6 for matplotlib...) and data packages. Wheels from PyPI bundle such
+    libraries; Debian's link to the system's, so the sandbox image must have them."""
+    closure = debian_closure(debs)
+    out = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
+                          "--no-replaces", "--no-enhances", *closure], capture_output=True, text=True, check=True).stdout
+    native = set()
+    for m in re.finditer(r"^\s+\|?Depends: ([^<\s]\S*)$", out, re.M):
+        name = m.group(1)
+        # Build tools and headers come in through dev packages some closure members depend on (pythran):
+        # nothing an import loads.
+        if not name.startswith("python3") and name not in ("libc6", "g++") and not name.endswith("-dev"):
+            native.add(name)
+    return sorted(native)
+
+
 def chunk_bytes(lazyfs, cache):
     _, proc = run([lazyfs, "cache", "stats", "--json", "--cache-dir", cache])
     return json.loads(proc.stdout)["chunk_bytes"]
@@ -139,10 +158,10 @@ class Bench:
                              *command])
         return seconds, proc, log
 
-    def setup(self, link, wheels):
+    def setup(self, link, wheels, native):
         self.registry = link["registry"]
         self.wheel_sizes = {os.path.basename(w.path): os.path.getsize(w.path) for w in wheels}
-        layout, tag = debian_image.build_image("hellobench-python-pip", ["python3", "python3-pip"],
+        layout, tag = debian_image.build_image("hellobench-python-pip", ["python3", "python3-pip", *native],
                                                {"Cmd": ["python3"], "Env": debian_image.DEFAULT_ENV},
                                                lazyfs=self.lazyfs)
         self.image = f"docker://{self.registry}/hellobench/python-pip:1"
@@ -325,7 +344,8 @@ def main():
         closure = set(debian_closure([deb]))
         requirements[name] = sorted({w.name for w in wheels if deb_of.get(os.path.basename(w.path)) in closure})
 
-    results = {"left_out": LEFT_OUT, "links": {}}
+    native = native_dependencies([deb for _, deb, _ in chosen])
+    results = {"left_out": LEFT_OUT, "image_packages": ["python3", "python3-pip", *native], "links": {}}
     md = ["# HelloBench packages", "", __doc__.split("\n\n", 2)[2].split("\n\nPer package")[0], ""]
     work = tempfile.mkdtemp(prefix="hellobench-packages-")
     try:
@@ -339,7 +359,7 @@ def main():
                     NginxIndex(index.root, netns=link.netns) as nginx:
                 index_host = link.start_proxy(5001, f"127.0.0.1:{nginx.port}")
                 index_url = f"http://{index_host}/html/"
-                bench.setup({"registry": reg.host}, wheels)
+                bench.setup({"registry": reg.host}, wheels, native)
                 rows = []
                 for name, _, mod in chosen:
                     print(f"[{link_name}] {name}…", file=sys.stderr)

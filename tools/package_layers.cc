@@ -165,6 +165,10 @@ with open(out, "w") as f:
 )PY";
 
 constexpr const char* kInstallOut = "/lazyfs-install-out";
+// The directory written into the .pyc as their source's: the merged view, where every dist's files are
+// in every package mount. Not /packages/NAME==VERSION/files: the version in it would make the .pyc of a
+// module that did not change differ between two versions of a dist, and share no chunks.
+constexpr const char* kCompiledPath = "/packages/site";
 
 }  // namespace
 
@@ -177,7 +181,7 @@ pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& 
     RunCommandOptions run;
     run.ref = options.compile_in;
     run.command = {"timeout", std::to_string(options.installer_timeout), "python3", "-c", kInstallerProgram,
-                   kInstallMount, "/packages/" + key.name + "==" + key.version + "/files",
+                   kInstallMount, kCompiledPath,
                    std::string(kInstallOut) + "/imported"};
     run.memory = options.installer_memory;
     run.volumes = {tree + ":" + kInstallMount + ":rw", out.path + ":" + kInstallOut + ":rw"};

@@ -85,7 +85,8 @@ struct PackageLayer {
 Result<std::vector<PackageLayer>> EnsurePackageLayers(const pkg::LockFile& lock, const PackageLayerOptions& options);
 
 // The install step that compiles a tree's .pyc in options.compile_in (`lazyfs run`, network off, the
-// installer limits) for `key`'s sandbox path /packages/NAME==VERSION/files, and checks they are for
+// installer limits) with /packages/site as their source directory (the same in every version, so an
+// unchanged module compiles to the same bytes), and checks they are for
 // key.interpreter. It then imports the dist's top-level modules there (best effort, bounded) and, when
 // `imported` is given, appends the tree's files those imports loaded, in load order (the layer's
 // eStargz prefetch list: a mount fetches them in the background at once). `options` must outlive the

@@ -12,7 +12,7 @@
 // published: `lazyfs run` of IMAGE (network off, --installer-memory, --installer-timeout) with the tree
 // mounted writable, `python3 -m compileall` with unchecked-hash invalidation (a read-only mount can take
 // no later writes, and the files' mtimes say nothing on a lazy mount) and the paths the dist will have in
-// a sandbox (/packages/NAME==VERSION/files) written into the code objects for tracebacks.
+// a sandbox's merged view (/packages/site) written into the code objects for tracebacks.
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
