@@ -26,7 +26,9 @@
 #include "fetch/image_ref.h"
 #include "fetch/oci_layout.h"
 #include "fetch/registry_push.h"
+#include "cache/chunk_store.h"
 #include "fs/package_layer.h"
+#include "fs/store_documents.h"
 #include "pkg/wheel_download.h"
 #include "pkg/wheel_install.h"
 #include "run/signal_watch.h"
@@ -301,9 +303,12 @@ uint64_t HostBlobBytes(const std::string& layout_dir) {
 
 // The layer's artifact in the registry, pinned by digest (docker://REG/PREFIX/NAME@sha256:…), when it has
 // one built from the lock's wheel; nullopt when it has none.
-Result<std::optional<std::string>> InRegistry(const PackageLayerOptions& options, const PackageLayerKey& key) {
+// Manifests and configs it fetches are kept in `documents`, where the mount daemon then finds them.
+Result<std::optional<std::string>> InRegistry(const PackageLayerOptions& options, const PackageLayerKey& key,
+                                              const std::shared_ptr<fetch::DocumentCache>& documents) {
   fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(RegistryRef(options, key)));
   fetch::SourceOptions source = LAZYFS_TRY(ToSourceOptions(options.source));
+  source.documents = documents;
   std::unique_ptr<fetch::ImageSource> image = LAZYFS_TRY(fetch::OpenImageSource(ref, source));
   Result<fetch::ResolvedImage> resolved = image->Resolve();
   if (!resolved && resolved.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
@@ -323,10 +328,24 @@ Result<std::optional<std::string>> InRegistry(const PackageLayerOptions& options
 std::vector<Result<std::optional<std::string>>> InRegistryAll(const PackageLayerOptions& options,
                                                               const std::vector<PackageLayerKey>& keys) {
   constexpr size_t kParallelLookups = 8;
+  if (keys.empty()) return {};
+  // The host cache, for the documents only; closed again before this process forks a mount daemon.
+  cache::CacheOptions cache_options;
+  cache_options.dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+  cache_options.access_flush_interval = std::chrono::milliseconds(0);
+  cache_options.background_eviction = false;
+  std::unique_ptr<cache::ChunkStore> store;
+  std::shared_ptr<fetch::DocumentCache> documents;
+  if (Result<std::unique_ptr<cache::ChunkStore>> opened = cache::ChunkStore::Open(cache_options)) {
+    store = std::move(*opened);
+    documents = fs::StoreDocuments(*store);
+  } else {
+    LogWarn("package layer lookups without the cache's documents: {}", opened.error().ToString());
+  }
   std::vector<std::optional<Result<std::optional<std::string>>>> slots(keys.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < keys.size();) slots[i] = InRegistry(options, keys[i]);
+    for (size_t i; (i = next.fetch_add(1)) < keys.size();) slots[i] = InRegistry(options, keys[i], documents);
   };
   {
     std::vector<std::jthread> helpers;

@@ -32,15 +32,27 @@ constexpr const char* kProbeMount = "/lazyfs-probe";
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kPthName = "lazyfs-packages.pth";
 
-// Writes what the interpreter is to argv[1]; existing site directories first (the .pth goes to the first).
-constexpr const char* kProbeProgram = R"(import json, os, platform, site, sys
+// Writes what the interpreter is to argv[1] as JSON; existing site directories first (the .pth goes to
+// the first). Only modules every python3 start loads anyway (sys, os, site): on a lazy mount each other
+// module is files to fetch for the probe alone (json, re, platform: 38 files, and platform.libc_ver()
+// reads the whole python3 binary). The C library comes from confstr.
+constexpr const char* kProbeProgram = R"(import os, site, sys
+try:
+    libc = os.confstr("CS_GNU_LIBC_VERSION").split()
+except (AttributeError, OSError, ValueError):
+    libc = []
+if len(libc) != 2:
+    musl = any(n.startswith("ld-musl-") for d in ("/lib", "/usr/lib") if os.path.isdir(d) for n in os.listdir(d))
+    libc = ["musl" if musl else "", ""]
 dirs = site.getsitepackages()
-libc = platform.libc_ver()
-json.dump({"implementation": sys.implementation.name, "version": platform.python_version(),
-           "cache_tag": sys.implementation.cache_tag, "machine": platform.machine(),
-           "libc": libc[0], "libc_version": libc[1],
-           "site_dirs": [d for d in dirs if os.path.isdir(d)] + [d for d in dirs if not os.path.isdir(d)]},
-          open(sys.argv[1], "w"))
+dirs = [d for d in dirs if os.path.isdir(d)] + [d for d in dirs if not os.path.isdir(d)]
+def s(v):
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+fields = {"implementation": s(sys.implementation.name), "version": s("%d.%d.%d" % sys.version_info[:3]),
+          "cache_tag": s(sys.implementation.cache_tag), "machine": s(os.uname().machine),
+          "libc": s(libc[0]), "libc_version": s(libc[1]), "site_dirs": "[" + ", ".join(s(d) for d in dirs) + "]"}
+with open(sys.argv[1], "w") as f:
+    f.write("{" + ", ".join(s(k) + ": " + v for k, v in fields.items()) + "}")
 )";
 
 std::string CacheDir(const RunCommandOptions& options) {

@@ -137,6 +137,13 @@ class PackageLayersTest(IndexTestCase):
     def test_layers_built_once_and_mounted(self):
         lock = self.lock(["app-main"], "app")
         cache = os.path.join(self.dir, "cache-app")
+        # What a build killed half-way leaves: its build directory (the flock died with it).
+        with open(lock) as f:
+            app_lib = next(p for p in json.load(f)["packages"] if p["name"] == "app-lib")
+        stale = os.path.join(cache, "package-layers", f".build-{app_lib['sha256']}-nopyc", "tree")
+        os.makedirs(stale)
+        with open(os.path.join(stale, "half-written.py"), "w") as f:
+            f.write("x =")
         out = self.install(lock, cache)
         names = sorted(l["name"] for l in out["layers"])
         self.assertEqual(names, ["app-cli", "app-lib", "app-main", "ns-a", "ns-b", "pth-dist"])
