@@ -13,6 +13,7 @@ extension) and synthetic ones, on a Debian python3 image built by mmdebstrap:
 
 import json
 import os
+import signal
 import sys
 import tarfile
 
@@ -124,6 +125,23 @@ class RunPackagesTest(IndexTestCase):
         self.assertEqual(proc.returncode, 125, proc.stdout + proc.stderr)
         self.assertIn("was made for cp312", proc.stderr)
         self.assertIn("is cp311 (cpython 3.11", proc.stderr)
+
+    def test_mount_with_image_unmounts_on_sigterm(self):
+        """`lazyfs mount --packages LOCK IMAGE MNT`: one tree (the image's and /packages), layers compiled in
+        the image; the compile sandboxes block SIGTERM for themselves, the daemon must not inherit that."""
+        lock = self.resolve_lock(["app-cli"], "mount311", python="3.11")
+        mounts = harness.MountSet()
+        try:
+            m = mounts.mount(self.image, cache_dir=self.cache, extra=["--packages", lock])
+            self.assertTrue(m.ok, m.describe())
+            self.assertTrue(os.path.isfile(m.path("usr/bin/python3")))
+            self.assertTrue(os.path.isfile(m.path("packages/app-cli==0.3/files/app_cli/__pycache__/main.cpython-311.pyc")))
+            self.assertTrue(os.path.isfile(m.path("packages/site/bin/app-hello")))
+            for pid in m.pids:
+                os.kill(pid, signal.SIGTERM)
+            harness.wait_for(lambda: not harness.is_mounted(m.mountpoint), 20, "the mount to go on SIGTERM")
+        finally:
+            mounts.cleanup()
 
     def test_lock_for_the_image_runs(self):
         lock = self.resolve_lock(["app-cli"], "py311", python="3.11")
