@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "common/fd.h"
+#include "fs/entry_name.h"
 #include "fetch/archive_handles.h"
 
 namespace lazyfs::fs {
@@ -19,10 +21,15 @@ namespace {
 
 constexpr size_t kCopyBuffer = 1 << 20;
 
-bool IsWhiteoutName(std::string_view relative) {
-  size_t slash = relative.rfind('/');
-  std::string_view base = slash == std::string_view::npos ? relative : relative.substr(slash + 1);
-  return base.starts_with(".wh.");
+// Whether the union builder would read `name` as a whiteout or opaque marker: judged on the name as it
+// normalizes it, so "pkg/.wh..wh..opq/" or "x/.wh.six/." cannot slip past. A name that does not normalize
+// is rejected by the builder anyway.
+bool IsWhiteoutName(std::string_view name) {
+  std::optional<std::string> normalized = NormalizeEntryName(name);
+  if (!normalized) return false;
+  std::string_view n = *normalized;
+  size_t slash = n.rfind('/');
+  return (slash == std::string_view::npos ? n : n.substr(slash + 1)).starts_with(".wh.");
 }
 
 // Every path under `dir`, relative, sorted (a parent sorts before its children).
@@ -49,7 +56,9 @@ Status WriteEntry(archive* a, const std::string& dir, const std::string& relativ
   fetch::ArchiveEntryPtr entry(archive_entry_new());
   if (!entry) return Internal("archive_entry_new failed");
   archive_entry_set_pathname(entry.get(), relative.c_str());
-  archive_entry_set_perm(entry.get(), st.st_mode & 07777);
+  // No setuid, setgid or sticky bit: wheel code ran as root on this tree in the compile sandbox, and the
+  // layer goes to every host (mounts are nosuid, but other consumers of a pushed layer may not be).
+  archive_entry_set_perm(entry.get(), st.st_mode & 0777);
   archive_entry_set_uid(entry.get(), 0);
   archive_entry_set_gid(entry.get(), 0);
   archive_entry_set_mtime(entry.get(), kPackageLayerMtime, 0);

@@ -30,6 +30,9 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
   source_options.documents = fs::StoreDocuments(*d->store_);  // `lazyfs run` resolved this image a moment ago
   if (!options.ref.empty()) d->source_ = LAZYFS_TRY(fetch::OpenImageSource(ref, source_options));
 
+  if (options.ref.empty() && options.parts.empty()) {
+    return InvalidArgument(name + ": nothing to mount (the lock has no dists, and no image was given)");
+  }
   auto started = std::chrono::steady_clock::now();
   if (options.parts.empty()) {
     d->image_ = LAZYFS_TRY(fs::LoadImage(options.ref, *d->source_, *d->store_));
@@ -52,10 +55,11 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
           image.manifest_digest.ToString(), image.layers.size(), image.tree.node_count(),
           image.tree.total_file_bytes(), image.tree_from_cache ? "from cache" : "built", load_ms.count());
 
-  if (image.layers.empty()) return InvalidArgument(name + ": nothing to mount (no image layers, no dists)");
+  if (!d->source_ && image.layers.empty()) return InvalidArgument(name + ": nothing to mount (the dists have no layers)");
   std::vector<fs::LayerSource> layers;
   for (const fs::LayerInfo& l : image.layers) layers.push_back({l.blobs, l.descriptor, l.lazy});
-  d->restreamers_ = std::make_unique<fs::LayerRestreamers>(*image.layers.front().blobs, *d->store_, image.layers);
+  fetch::BlobReader& default_blobs = d->source_ ? d->source_->blobs() : *image.layers.front().blobs;
+  d->restreamers_ = std::make_unique<fs::LayerRestreamers>(default_blobs, *d->store_, image.layers);
   fs::LayerRestreamers& restreamers = *d->restreamers_;
   d->reader_ = std::make_unique<fs::ChunkReader>(
       *d->store_, std::move(layers),

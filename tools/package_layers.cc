@@ -205,7 +205,10 @@ pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& 
     }
     LAZYFS_TRY(CheckPycTags(tree, key.interpreter, options.compile_in));
     if (imported) {
-      if (Result<std::string> list = ReadWholeFile(out.path + "/imported")) {
+      // Written by code the wheel ran as root: read inside its directory only (no symlink out, no FIFO),
+      // and bounded.
+      constexpr uint64_t kMaxImportList = 4 << 20;
+      if (Result<std::string> list = ReadFileInRoot(out.path, "imported", kMaxImportList)) {
         for (size_t at = 0; at < list->size();) {
           size_t nl = list->find('\n', at);
           if (nl == std::string::npos) nl = list->size();
@@ -312,6 +315,11 @@ Result<std::optional<std::string>> InRegistry(const PackageLayerOptions& options
   std::unique_ptr<fetch::ImageSource> image = LAZYFS_TRY(fetch::OpenImageSource(ref, source));
   Result<fetch::ResolvedImage> resolved = image->Resolve();
   if (!resolved && resolved.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
+  // Registries that hide which repositories exist answer 401/403 for one that does not: build here.
+  if (!resolved && resolved.error().code() == ErrorCode::kPermission) {
+    LogWarn("{}: {}; building the layer here", ref.ToString(), resolved.error().ToString());
+    return std::optional<std::string>();
+  }
   if (!resolved) return std::move(resolved).error();
   auto sha = resolved->manifest.annotations.find(kAnnotationWheelSha256);
   if (sha == resolved->manifest.annotations.end() || sha->second != key.wheel_sha256 ||
@@ -456,7 +464,10 @@ Result<std::vector<PackageLayer>> EnsurePackageLayers(const pkg::LockFile& lock,
     keys.push_back(PackageLayerKey{dist.name, dist.version, dist.sha256, interpreter});
     std::string base = builder.root() + "/" + keys.back().Id();
     if (std::filesystem::exists(base) || options.registry.empty() || options.push) continue;
-    if (Result<std::string> known = ReadWholeFile(base + ".ref"); known && known->starts_with("docker://")) {
+    // Only a layer remembered from this registry: another --registry looks the layer up there.
+    std::string from_here = RegistryRef(options, keys.back());
+    from_here = from_here.substr(0, from_here.rfind(':')) + "@sha256:";
+    if (Result<std::string> known = ReadWholeFile(base + ".ref"); known && known->starts_with(from_here)) {
       remote_refs[i] = *known;
       continue;
     }

@@ -180,7 +180,8 @@ Result<PythonProbe> ProbeImagePython(const RunCommandOptions& options, const std
   int code = RunRun(run, ResolveImageRef);
   if (code == 127) return NotFound("the image " + ref + " has no python3 to run packages with");
   if (code != 0) return Internal(fmt::format("probing the python3 of {} failed (exit {})", ref, code));
-  std::string text = LAZYFS_TRY(ReadWholeFile(scratch.path + "/probe.json"));
+  // Written by the image: read inside the scratch directory only (no symlink out, no FIFO), bounded.
+  std::string text = LAZYFS_TRY(ReadFileInRoot(scratch.path, "probe.json", 1 << 20));
   PythonProbe probe = LAZYFS_TRY(ParseProbe(text, "the probe of " + ref));
   LAZYFS_TRY(MakeDirs(CacheDir(options) + "/python-probes", 0700));
   if (Status kept = WriteFileAtomic(cached, text); !kept) LogWarn("{}", kept.error().ToString());

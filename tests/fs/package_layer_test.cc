@@ -77,7 +77,7 @@ TEST_CASE("PackTreeAsEstargz: the tree's files in a fixed form, the same blob tw
   std::string big = testing::PseudoRandomBytes(200 << 10, 3);
   WriteFile(tree + "/six.py", "import sys\n");
   WriteFile(tree + "/pkg/data/big.bin", big);
-  WriteFile(tree + "/bin/tool", "#!/usr/bin/python3\n", 0755);
+  WriteFile(tree + "/bin/tool", "#!/usr/bin/python3\n", 04755);  // the setuid bit does not survive
   std::filesystem::create_symlink("six.py", tree + "/alias.py");
 
   std::string blob = Pack(tree);
@@ -136,7 +136,8 @@ TEST_CASE("PlaceUnder: names and hardlink targets move under the prefix, whiteou
   };
   LayerIndex index;
   index.entries = {entry("./", EntryType::kDirectory), entry("six.py", EntryType::kRegular),
-                   entry("link.py", EntryType::kHardlink, "six.py"), entry("pkg/.wh.gone", EntryType::kRegular)};
+                   entry("link.py", EntryType::kHardlink, "six.py"), entry("pkg/.wh.gone", EntryType::kRegular),
+                   entry("pkg/.wh..wh..opq/", EntryType::kDirectory), entry("x/.wh.six/.", EntryType::kDirectory)};
   std::vector<std::string> skipped;
   LayerIndex placed = PlaceUnder(index, "packages/six==1.16.0/files", 3,
                                  [&](uint32_t layer, const std::string& name, const std::string&) {
@@ -147,7 +148,7 @@ TEST_CASE("PlaceUnder: names and hardlink targets move under the prefix, whiteou
   CHECK(placed.entries[0].name == "packages/six==1.16.0/files");
   CHECK(placed.entries[1].name == "packages/six==1.16.0/files/six.py");
   CHECK(placed.entries[2].link_target == "packages/six==1.16.0/files/six.py");
-  CHECK(skipped == std::vector<std::string>{"pkg/.wh.gone"});
+  CHECK(skipped == std::vector<std::string>{"pkg/.wh.gone", "pkg/.wh..wh..opq/", "x/.wh.six/."});
 }
 
 TEST_CASE("LoadComposed: parts at their paths, one blob per part, conflicts reported, tree cached") {
