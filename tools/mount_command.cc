@@ -18,6 +18,7 @@
 #include "tools/mount_daemon.h"
 #include "tools/mount_table.h"
 #include "tools/package_layers.h"
+#include "tools/run_packages.h"
 
 namespace lazyfs::tools {
 namespace {
@@ -75,7 +76,7 @@ namespace {
 
 // The package layers of options.packages, as the daemon's parts.
 Result<std::vector<PackagePart>> PackageParts(const MountCommandOptions& options) {
-  pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(options.packages)), options.packages));
+  pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(options.lock)), options.lock));
   PackageLayerOptions layer_options;
   layer_options.cache_dir = options.cache_dir;
   layer_options.compile_in = options.compile_in.empty() ? options.ref : options.compile_in;
@@ -114,9 +115,22 @@ int RunMount(const MountCommandOptions& given) {
     return 2;
   }
   if (!options.packages.empty()) {
+    RunCommandOptions context;
+    context.cache_dir = options.cache_dir;
+    context.log_file = options.log_file;
+    context.source = options.source;
+    context.index_url = options.index_url;
+    context.keep_mount_seconds = 0;
+    Result<std::string> lock = LockFileFor(options.packages, options.compile_in.empty() ? options.ref : options.compile_in,
+                                           context);
+    if (!lock) {
+      std::fprintf(stderr, "lazyfs: --packages: %s\n", lock.error().ToString().c_str());
+      return 1;
+    }
+    options.lock = *lock;
     Result<std::vector<PackagePart>> parts = PackageParts(options);
     if (!parts) {
-      std::fprintf(stderr, "lazyfs: packages of %s: %s\n", options.packages.c_str(), parts.error().ToString().c_str());
+      std::fprintf(stderr, "lazyfs: packages of %s: %s\n", options.lock.c_str(), parts.error().ToString().c_str());
       return 1;
     }
     options.parts = std::move(*parts);
@@ -211,8 +225,10 @@ void AddMountCommands(CLI::App& app, int& exit_code) {
       ->required()
       ->expected(1, 2);
   cmd->add_option("--packages", mount->packages,
-                  "lock file (lazyfs pkg resolve -o): its dists at PACKAGES_AT/NAME==VERSION/files and merged at "
-                  "PACKAGES_AT/site");
+                  "a lock file (lazyfs pkg resolve -o), or requirements resolved for the image's python3 (repeatable): "
+                  "the dists at PACKAGES_AT/NAME==VERSION/files and merged at PACKAGES_AT/site")
+      ->allow_extra_args(false);
+  cmd->add_option("--index-url", mount->index_url, "package index for --packages requirements (PEP 503/691)");
   cmd->add_option("--packages-at", mount->packages_at, "where the package tree sits in the mount")
       ->capture_default_str();
   cmd->add_option("--package-registry", mount->package_registry,

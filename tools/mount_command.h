@@ -41,11 +41,15 @@ struct MountCommandOptions {
   // has used the image for this many seconds (tools/idle_watch.h). Unset: live until unmounted.
   std::optional<double> idle_timeout_seconds;
   std::string image_dir;
-  // --packages LOCK: every dist of the lock at PACKAGES_AT/NAME==VERSION/files and all of them merged at
-  // PACKAGES_AT/site, above the image when there is one. RunMount finds or builds the layers
+  // --packages LOCK | REQUIREMENT...: every dist of the lock at PACKAGES_AT/NAME==VERSION/files and all of
+  // them merged at PACKAGES_AT/site, above the image when there is one. Requirements are resolved at
+  // --index-url for the python3 of the image (or of --compile-in; tools/run_packages.h LockFileFor), and
+  // `lock` is set to the lock file used. RunMount finds or builds the layers
   // (tools/package_layers.h: host, --package-registry, build with .pyc compiled in --compile-in, by default
   // the image) before the daemon starts, and hands the daemon `parts`.
-  std::string packages;
+  std::vector<std::string> packages;
+  std::string index_url;
+  std::string lock;  // set by RunMount
   std::string packages_at = "/packages";
   std::string package_registry;  // docker://REG/PREFIX
   std::string compile_in;        // empty: the image (none without one: layers without .pyc)

@@ -17,7 +17,7 @@ Result<std::unique_ptr<MountDaemon>> MountDaemon::Start(const MountCommandOption
   d->options_ = options;
   fetch::ImageRef ref;  // none for a packages-only mount
   if (!options.ref.empty()) ref = LAZYFS_TRY(fetch::ImageRef::Parse(options.ref));
-  const std::string name = options.ref.empty() ? "packages of " + options.packages : options.ref;
+  const std::string name = options.ref.empty() ? "packages of " + options.lock : options.ref;
   std::error_code ec;
   d->mountpoint_ = std::filesystem::canonical(options.mountpoint, ec).string();
   if (ec) return PosixError(ec.value(), "resolve mountpoint " + options.mountpoint);

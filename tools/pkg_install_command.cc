@@ -32,13 +32,16 @@
 #include "tools/package_layers.h"
 #include "tools/pkg_transport.h"
 #include "tools/run_command.h"
+#include "tools/run_packages.h"
 #include "tools/run_resolve.h"
 
 namespace lazyfs::tools {
 namespace {
 
 struct InstallFlags {
-  std::string lock;
+  std::vector<std::string> packages;  // a lock file, or requirements (resolved for --compile-in's python3)
+  std::string index_url;
+  std::string lock;  // the lock file used
   std::string to;  // empty: package layers
   std::string interpreter = "/usr/bin/python3";
   std::string ca_file;
@@ -159,7 +162,11 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
       "install",
       "Make a package layer for every dist of a lock file (wheels verified by sha256), on this host and with "
       "--push in a registry; or with --to, install the dists into DIR/NAME==VERSION/files");
-  install->add_option("lock", flags->lock, "lock file written by `lazyfs pkg resolve -o`")->required();
+  install->add_option("packages", flags->packages,
+                      "a lock file written by `lazyfs pkg resolve -o`, or requirements, resolved for the python3 of "
+                      "--compile-in IMAGE")
+      ->required();
+  install->add_option("--index-url", flags->index_url, "package index for requirements (PEP 503/691)");
   install->add_option("--to", flags->to, "install plain directories here instead of making package layers");
   install->add_option("--cache-dir", flags->cache_dir, "the host cache holding package layers (default: $LAZYFS_CACHE_DIR, else /var/lib/lazyfs/cache)");
   install->add_option("--registry", flags->registry,
@@ -180,6 +187,19 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
   install->add_flag("--json", flags->json, "print JSON");
   install->add_flag("-q,--quiet", flags->quiet, "no line per dist on stderr");
   install->callback([flags, &exit_code] {
+    RunCommandOptions context;
+    context.cache_dir = flags->cache_dir;
+    context.source.insecure_registries = flags->insecure_registries;
+    context.source.ca_file = flags->ca_file;
+    context.index_url = flags->index_url;
+    context.keep_mount_seconds = 0;
+    Result<std::string> lock = LockFileFor(flags->packages, flags->compile_in, context);
+    if (!lock) {
+      std::fprintf(stderr, "lazyfs pkg install: %s\n", lock.error().ToString().c_str());
+      exit_code = 1;
+      return;
+    }
+    flags->lock = *lock;
     if (flags->to.empty()) {
       Result<nlohmann::json> layers = InstallLayers(*flags);
       if (!layers) {

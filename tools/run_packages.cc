@@ -190,6 +190,43 @@ Result<PythonProbe> ProbeImagePython(const RunCommandOptions& options, const std
   return probe;
 }
 
+namespace {
+
+bool IsOneFile(const std::vector<std::string>& packages) {
+  struct stat st {};
+  return packages.size() == 1 && ::stat(packages[0].c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Keeps a resolved lock by its digest; returns its path.
+Result<std::string> KeepLock(const RunCommandOptions& options, const std::string& lock_text) {
+  std::string locks = CacheDir(options) + "/package-locks";
+  LAZYFS_TRY(MakeDirs(locks, 0700));
+  std::string lock_path = locks + "/" + Sha256Of(lock_text).Hex() + ".lock";
+  if (::access(lock_path.c_str(), R_OK) != 0) LAZYFS_TRY(WriteFileAtomic(lock_path, lock_text));
+  return lock_path;
+}
+
+}  // namespace
+
+Result<std::string> LockFileFor(const std::vector<std::string>& packages, const std::string& image,
+                                const RunCommandOptions& context) {
+  if (IsOneFile(packages)) return packages[0];
+  if (image.empty()) {
+    return InvalidArgument("requirements (" + fmt::format("{}", fmt::join(packages, " ")) +
+                           ") are resolved for an image's python3: give the image (or --compile-in IMAGE), or "
+                           "make a lock with `lazyfs pkg resolve --python-version X.Y -o LOCK` and pass it");
+  }
+  RunCommandOptions options = context;
+  options.ref = LAZYFS_TRY(AbsoluteRef(image));
+  options.packages = packages;
+  run::ResolvedRef resolved = LAZYFS_TRY(ResolveImageRef(options.ref, options));
+  options.ref = Pinned(options.ref, resolved.manifest);
+  PythonProbe probe = LAZYFS_TRY(ProbeImagePython(options, options.ref, resolved.manifest));
+  std::string text = LAZYFS_TRY(ResolveForImage(options, probe));
+  LAZYFS_TRY(pkg::ParseLockFile(text, "the lock resolved for " + image));
+  return KeepLock(options, text);
+}
+
 Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
   RunCommandOptions options = given;
   options.ref = LAZYFS_TRY(AbsoluteRef(given.ref));
@@ -203,8 +240,7 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
   // A lock file, or requirements to resolve for this interpreter.
   std::string lock_text;
   std::string lock_from;
-  struct stat st {};
-  if (options.packages.size() == 1 && ::stat(options.packages[0].c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+  if (IsOneFile(options.packages)) {
     lock_from = options.packages[0];
     lock_text = LAZYFS_TRY(ReadWholeFile(lock_from));
   } else {
@@ -225,10 +261,8 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
 
   // The lock the mount reads, kept by its digest: every run of the same lock and image shares one mount.
   Sha256Digest lock_digest = Sha256Of(lock_text);
+  std::string lock_path = LAZYFS_TRY(KeepLock(options, lock_text));
   std::string locks = CacheDir(options) + "/package-locks";
-  LAZYFS_TRY(MakeDirs(locks, 0700));
-  std::string lock_path = locks + "/" + lock_digest.Hex() + ".lock";
-  if (::access(lock_path.c_str(), R_OK) != 0) LAZYFS_TRY(WriteFileAtomic(lock_path, lock_text));
 
   std::string variant = "packages " + lock_digest.ToString() + " " + options.package_registry;
   options.mount_variant = variant;

@@ -46,6 +46,13 @@ struct PythonProbe {
 Result<PythonProbe> ProbeImagePython(const RunCommandOptions& options, const std::string& ref,
                                      const Sha256Digest& manifest);
 
+// The lock file for `packages`: the file itself when it is one argument naming a regular file, else the
+// lock of those requirements resolved (at context.index_url) for the python3 of `image`, which is
+// probed as above and may not be empty then; the resolved lock is kept in <cache-dir>/package-locks/ by
+// its digest, and its path returned. context gives the cache dir, log file and source flags.
+Result<std::string> LockFileFor(const std::vector<std::string>& packages, const std::string& image,
+                                const RunCommandOptions& context);
+
 // `options` with options.packages turned into the mount variant, env and volume above. Errors: the
 // image's, the probe's, the resolver's (its message), a foreign lock.
 Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& options);

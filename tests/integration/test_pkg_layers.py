@@ -258,6 +258,15 @@ class PackageLayersTest(IndexTestCase):
             proc = self.site_python(m.path("packages/site"), "import app_lib.util; print(app_lib.util.twice(4))")
             self.assertEqual((proc.returncode, proc.stdout.strip()), (0, "8"), proc.stderr)
 
+    def test_requirements_need_an_image(self):
+        mnt = os.path.join(self.dir, "mnt-requirements")
+        os.makedirs(mnt, exist_ok=True)
+        proc = harness.run_lazyfs(["mount", "--cache-dir", os.path.join(self.dir, "cache-req"), "--packages", "app-lib",
+                                   "--index-url", self.server.index_url("html"), mnt])
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("resolved for an image's python3", proc.stderr)
+        self.assertFalse(harness.is_mounted(mnt))
+
     def test_bad_wheels_leave_no_layer(self):
         cache = os.path.join(self.dir, "cache-bad")
         lock = self.lock(["app-lib==1.2", "tampered"], "tampered")

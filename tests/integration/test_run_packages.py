@@ -129,10 +129,11 @@ class RunPackagesTest(IndexTestCase):
     def test_mount_with_image_unmounts_on_sigterm(self):
         """`lazyfs mount --packages LOCK IMAGE MNT`: one tree (the image's and /packages), layers compiled in
         the image; the compile sandboxes block SIGTERM for themselves, the daemon must not inherit that."""
-        lock = self.resolve_lock(["app-cli"], "mount311", python="3.11")
         mounts = harness.MountSet()
         try:
-            m = mounts.mount(self.image, cache_dir=self.cache, extra=["--packages", lock])
+            # Requirements, not a lock: resolved for the image's python3.
+            m = mounts.mount(self.image, cache_dir=self.cache,
+                             extra=["--packages", "app-cli", "--index-url", self.server.index_url("html")])
             self.assertTrue(m.ok, m.describe())
             self.assertTrue(os.path.isfile(m.path("usr/bin/python3")))
             self.assertTrue(os.path.isfile(m.path("packages/app-cli==0.3/files/app_cli/__pycache__/main.cpython-311.pyc")))
@@ -142,6 +143,14 @@ class RunPackagesTest(IndexTestCase):
             harness.wait_for(lambda: not harness.is_mounted(m.mountpoint), 20, "the mount to go on SIGTERM")
         finally:
             mounts.cleanup()
+
+    def test_pkg_install_of_requirements_for_an_image(self):
+        proc = harness.run_lazyfs(["pkg", "install", "--json", "--cache-dir", self.cache, "--compile-in", self.image,
+                                   "--index-url", self.server.index_url("html"), "ns-a", "ns-b"], timeout=600)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        layers = json.loads(proc.stdout)["layers"]
+        self.assertEqual(sorted(l["name"] for l in layers), ["ns-a", "ns-b"])
+        self.assertTrue(all(l["interpreter"] == "cp311" for l in layers), layers)
 
     def test_lock_for_the_image_runs(self):
         lock = self.resolve_lock(["app-cli"], "py311", python="3.11")
