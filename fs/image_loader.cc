@@ -1,6 +1,7 @@
 #include "fs/image_loader.h"
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <thread>
 #include <unordered_map>
@@ -150,7 +151,11 @@ SkipReporter LogSkips(const LoadedImage& image) {
   };
 }
 
-// Regular files that two parts place at one path with different bytes.
+// A layer of the base image in FindConflicts' `part_of`.
+constexpr size_t kBaseLayer = SIZE_MAX;
+
+// Regular files that two parts place at one path with different bytes (`part_of[i]`: the part of
+// placed[i], or kBaseLayer for the base image's layers, which are not looked at).
 std::vector<std::string> FindConflicts(const std::vector<LayerIndex>& placed, const std::vector<size_t>& part_of,
                                        const std::vector<MountPart>& parts) {
   struct Seen {
@@ -160,6 +165,7 @@ std::vector<std::string> FindConflicts(const std::vector<LayerIndex>& placed, co
   std::unordered_map<std::string, Seen> seen;
   std::vector<std::string> conflicts;
   for (size_t i = 0; i < placed.size(); ++i) {
+    if (part_of[i] == kBaseLayer) continue;
     for (const LayerEntry& e : placed[i].entries) {
       if (e.type != EntryType::kRegular) continue;
       std::optional<std::string> path = NormalizeEntryName(e.name);
@@ -179,6 +185,30 @@ std::vector<std::string> FindConflicts(const std::vector<LayerIndex>& placed, co
   return conflicts;
 }
 
+// Decodes a cached merged tree into an image whose layers are set (DecodeLoaded, DecodeComposed).
+using TreeDecoder = Status (*)(std::string_view data, LoadedImage& image);
+
+// Fills `image` from the merged tree cached under `key`: true when there is one and it decodes. An
+// unreadable one is logged and left to be built again.
+Result<bool> LoadCachedTree(cache::ChunkStore& store, const std::string& key, TreeDecoder decode, LoadedImage& image) {
+  std::optional<std::string> cached = LAZYFS_TRY(store.GetMeta(key));
+  if (!cached) return false;
+  if (Status decoded = decode(*cached, image); !decoded) {
+    LogWarn("{}: cached merged tree is unreadable ({}); building it again", image.name, decoded.error().ToString());
+    image.prefetch.clear();
+    image.conflicts.clear();
+    return false;
+  }
+  image.tree_from_cache = true;
+  return true;
+}
+
+void StoreTree(cache::ChunkStore& store, const std::string& key, const std::string& encoded, const std::string& name) {
+  if (Status stored = store.PutMeta(key, encoded); !stored) {
+    LogWarn("{}: could not cache the merged tree: {}", name, stored.error().ToString());
+  }
+}
+
 }  // namespace
 
 Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& source, cache::ChunkStore& store,
@@ -190,23 +220,11 @@ Result<LoadedImage> LoadImage(const std::string& name, fetch::ImageSource& sourc
   for (const fetch::Descriptor& d : resolved.manifest.layers) image.layers.push_back({d, true, 0, &source.blobs()});
 
   std::string tree_key = TreeKey(image.manifest_digest);
-  if (options.use_tree_cache) {
-    if (std::optional<std::string> cached = LAZYFS_TRY(store.GetMeta(tree_key))) {
-      if (Status decoded = DecodeLoaded(*cached, image)) {
-        image.tree_from_cache = true;
-        return image;
-      } else {
-        LogWarn("image {}: cached merged tree is unreadable ({}); building it again", name, decoded.error().ToString());
-        image.prefetch.clear();
-      }
-    }
-  }
+  if (options.use_tree_cache && LAZYFS_TRY(LoadCachedTree(store, tree_key, DecodeLoaded, image))) return image;
   std::vector<LayerIndex> indexes =
       LAZYFS_TRY(IndexLayers(name, image.layers, store, image.layers.size(), image.prefetch));
   image.tree = UnionTree::Build(indexes, LogSkips(image));
-  if (Status stored = store.PutMeta(tree_key, EncodeLoaded(image)); !stored) {
-    LogWarn("image {}: could not cache the merged tree: {}", name, stored.error().ToString());
-  }
+  StoreTree(store, tree_key, EncodeLoaded(image), name);
   return image;
 }
 
@@ -247,28 +265,17 @@ Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* ba
   image.manifest_digest = Sha256Of(composition);
 
   std::string tree_key = ComposedTreeKey(image.manifest_digest);
-  if (options.use_tree_cache) {
-    if (std::optional<std::string> cached = LAZYFS_TRY(store.GetMeta(tree_key))) {
-      if (Status decoded = DecodeComposed(*cached, image)) {
-        image.tree_from_cache = true;
-        return image;
-      } else {
-        LogWarn("{}: cached merged tree is unreadable ({}); building it again", name, decoded.error().ToString());
-        image.prefetch.clear();
-        image.conflicts.clear();
-      }
-    }
-  }
+  if (options.use_tree_cache && LAZYFS_TRY(LoadCachedTree(store, tree_key, DecodeComposed, image))) return image;
   std::vector<LayerIndex> indexes = LAZYFS_TRY(IndexLayers(name, image.layers, store, base_layers, image.prefetch));
   SkipReporter report = LogSkips(image);
   std::vector<LayerIndex> placed;
   std::vector<uint32_t> slots;
+  std::vector<size_t> part_of_placed;
   for (uint32_t i = 0; i < base_layers; ++i) {
     placed.push_back(std::move(indexes[i]));
     slots.push_back(i);
+    part_of_placed.push_back(kBaseLayer);
   }
-  std::vector<LayerIndex> part_entries;
-  std::vector<size_t> part_of_placed;
   for (uint32_t i = static_cast<uint32_t>(base_layers); i < image.layers.size(); ++i) {
     const MountPart& part = parts[part_of_layer[i - base_layers]];
     if (!part.paths.empty()) {
@@ -277,16 +284,13 @@ Result<LoadedImage> LoadComposed(const std::string& name, fetch::ImageSource* ba
     for (const std::string& path : part.paths) {
       placed.push_back(PlaceUnder(indexes[i], path, i, report));
       slots.push_back(i);
-      part_entries.push_back(placed.back());
       part_of_placed.push_back(part_of_layer[i - base_layers]);
     }
   }
-  image.conflicts = FindConflicts(part_entries, part_of_placed, parts);
+  image.conflicts = FindConflicts(placed, part_of_placed, parts);
   for (const std::string& c : image.conflicts) LogWarn("{}: two dists ship {} with different bytes", name, c);
   image.tree = UnionTree::Build(placed, report, slots);
-  if (Status stored = store.PutMeta(tree_key, EncodeComposed(image)); !stored) {
-    LogWarn("{}: could not cache the merged tree: {}", name, stored.error().ToString());
-  }
+  StoreTree(store, tree_key, EncodeComposed(image), name);
   return image;
 }
 
