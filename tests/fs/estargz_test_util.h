@@ -18,6 +18,7 @@
 #include "cache/chunk_store.h"
 #include "common/fd.h"
 #include "fetch/blob_reader.h"
+#include "fetch/image_source.h"
 #include "fs/estargz.h"
 
 namespace lazyfs::fs::test {
@@ -208,6 +209,17 @@ class FakeBlobReader : public fetch::BlobReader {
 
  private:
   std::map<Sha256Digest, std::string> blobs_;
+};
+
+// An image in memory: `image` is what Resolve returns, its blobs are in `blob_reader`.
+class FakeImageSource : public fetch::ImageSource {
+ public:
+  Result<fetch::ResolvedImage> Resolve() override { return image; }
+  fetch::BlobReader& blobs() override { return blob_reader; }
+  std::string Describe() const override { return "fake image"; }
+
+  fetch::ResolvedImage image;
+  FakeBlobReader blob_reader;
 };
 
 // A real LMDB store under `dir` that records accesses at once (tests look at them right away).

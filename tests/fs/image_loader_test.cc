@@ -15,22 +15,12 @@
 namespace lazyfs::fs {
 namespace {
 
-class FakeImageSource : public fetch::ImageSource {
- public:
-  Result<fetch::ResolvedImage> Resolve() override { return image; }
-  fetch::BlobReader& blobs() override { return blob_reader; }
-  std::string Describe() const override { return "fake image"; }
-
-  fetch::ResolvedImage image;
-  test::FakeBlobReader blob_reader;
-};
-
 // An eStargz layer (etc/os-release, etc/big in 64 KiB chunks, etc/gone) under a plain tar.gz layer that
 // replaces etc/os-release, whites out etc/gone and adds app.
 struct ImageFixture {
   testing::TempDir dir;
   std::unique_ptr<cache::ChunkStore> store;
-  FakeImageSource source;
+  test::FakeImageSource source;
   std::string lower_big = testing::PseudoRandomBytes(300 << 10, 7);
 
   // `toc_digest_ok` false: the eStargz layer's annotation names another TOC (the layer is still a valid

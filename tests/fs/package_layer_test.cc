@@ -50,18 +50,8 @@ const LayerEntry* Find(const LayerIndex& index, const std::string& name) {
   return nullptr;
 }
 
-class FakeImageSource : public fetch::ImageSource {
- public:
-  Result<fetch::ResolvedImage> Resolve() override { return image; }
-  fetch::BlobReader& blobs() override { return blob_reader; }
-  std::string Describe() const override { return "fake image"; }
-
-  fetch::ResolvedImage image;
-  test::FakeBlobReader blob_reader;
-};
-
 // A one-layer package artifact over `dir`.
-void MakePart(FakeImageSource& source, const std::string& dir) {
+void MakePart(test::FakeImageSource& source, const std::string& dir) {
   EstargzLayerInfo info;
   std::string blob = Pack(dir, &info);
   Sha256Digest digest = source.blob_reader.Add(blob);
@@ -160,8 +150,8 @@ TEST_CASE("LoadComposed: parts at their paths, one blob per part, conflicts repo
   WriteFile(dir.path + "/b/ns/b.py", "B = 1\n");
   WriteFile(dir.path + "/b/same.py", "same\n");
   WriteFile(dir.path + "/a/same.py", "same\n");
-  FakeImageSource a;
-  FakeImageSource b;
+  test::FakeImageSource a;
+  test::FakeImageSource b;
   MakePart(a, dir.path + "/a");
   MakePart(b, dir.path + "/b");
   std::vector<MountPart> parts = {{"a==1", &a, {"packages/a==1/files", "packages/site"}},

@@ -107,6 +107,18 @@ class PackageIndex:
         for w in wheels:
             self.add_wheel_file(w.path, w.name, w.metadata, w.requires_python)
 
+    def add_site_cases(self):
+        """Dists that exercise a merged site view (/packages/site): app-cli 0.3 with the console script
+        app-hello (prints "hello from app-cli"); ns-a and ns-b, one PEP 420 namespace package "ns" with a
+        module from each (ns.a.NAME 'a', ns.b.NAME 'b') and no ns/__init__.py; pth-dist, whose .pth names a
+        directory of the site view holding hidden_mod (only site processing puts it on sys.path)."""
+        self.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
+                       extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
+        self.add_wheel("ns-a", "1.0", extra_members=[("ns/a.py", b"NAME = 'a'\n")])
+        self.add_wheel("ns-b", "1.0", extra_members=[("ns/b.py", b"NAME = 'b'\n")])
+        self.add_wheel("pth-dist", "1.0", extra_members=[("pth_dist.pth", b"pth_extra\n"),
+                                                         ("pth_extra/hidden_mod.py", b"FOUND = True\n")])
+
     def add_sdist(self, name, version):
         filename = f"{name}-{version}.tar.gz"
         path = os.path.join(self.root, "files", filename)

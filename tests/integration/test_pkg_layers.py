@@ -82,14 +82,7 @@ class PackageLayersTest(IndexTestCase):
                                              ("app_lib/big.bin", BIG)])
         index.add_wheel("app-lib", "1.3", extra_members=[("app_lib/util.py", b"def twice(x):\n    return x + x\n"),
                                                          ("app_lib/big.bin", BIG)])
-        index.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
-                        extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
-        # PEP 420: one namespace package "ns", a module from each dist, no ns/__init__.py anywhere.
-        index.add_wheel("ns-a", "1.0", extra_members=[("ns/a.py", b"NAME = 'a'\n")])
-        index.add_wheel("ns-b", "1.0", extra_members=[("ns/b.py", b"NAME = 'b'\n")])
-        # A .pth naming a directory of the site view: only site processing puts it on sys.path.
-        index.add_wheel("pth-dist", "1.0", extra_members=[("pth_dist.pth", b"pth_extra\n"),
-                                                          ("pth_extra/hidden_mod.py", b"FOUND = True\n")])
+        index.add_site_cases()  # app-cli (a console script), ns-a + ns-b (PEP 420), pth-dist (a .pth)
         index.add_wheel("clash-a", "1.0", extra_members=[("clash/common.py", b"WHO = 'a'\n")])
         index.add_wheel("clash-b", "1.0", extra_members=[("clash/common.py", b"WHO = 'b'\n")])
         cls.tampered = index.add_wheel("tampered", "1.0")

@@ -38,12 +38,7 @@ class RunPackagesTest(IndexTestCase):
     @classmethod
     def fill_index(cls, index):
         index.add_wheel_files(debian_wheels(DEBIAN_ROOTS))
-        index.add_wheel("app-cli", "0.3", console_scripts={"app-hello": "app_cli.main:run"},
-                        extra_members=[("app_cli/main.py", b"def run():\n    print('hello from app-cli')\n    return 0\n")])
-        index.add_wheel("ns-a", "1.0", extra_members=[("ns/a.py", b"NAME = 'a'\n")])
-        index.add_wheel("ns-b", "1.0", extra_members=[("ns/b.py", b"NAME = 'b'\n")])
-        index.add_wheel("pth-dist", "1.0", extra_members=[("pth_dist.pth", b"pth_extra\n"),
-                                                          ("pth_extra/hidden_mod.py", b"FOUND = True\n")])
+        index.add_site_cases()  # app-cli (a console script), ns-a + ns-b (PEP 420), pth-dist (a .pth)
 
     @classmethod
     def setUpClass(cls):
