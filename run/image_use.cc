@@ -23,8 +23,13 @@ using nlohmann::json;
 
 constexpr int kDaemonExitTimeoutMs = 10000;
 
-// The reference the mount daemon gets: a docker:// tag pinned to the manifest this run resolved, so the
-// daemon serves the image whose directory it is mounted in even when the tag moves meanwhile.
+// The reference cache's platform part: a variant is another mount of the same reference.
+std::string RefKey(const ImageMountOptions& options) {
+  return options.variant.empty() ? options.platform : options.platform + "\n" + options.variant;
+}
+
+}  // namespace
+
 std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest) {
   Result<fetch::ImageRef> parsed = fetch::ImageRef::Parse(ref);
   if (!parsed || parsed->transport != fetch::ImageRef::Transport::kDocker) return ref;
@@ -32,13 +37,6 @@ std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest) {
   parsed->digest = manifest;
   return parsed->ToString();
 }
-
-// The reference cache's platform part: a variant is another mount of the same reference.
-std::string RefKey(const ImageMountOptions& options) {
-  return options.variant.empty() ? options.platform : options.platform + "\n" + options.variant;
-}
-
-}  // namespace
 
 std::optional<json> MountInfo(const std::string& rootfs) {
   Result<std::string> reply = ControlRequest(ControlSocketPath(rootfs), "info");

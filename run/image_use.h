@@ -53,6 +53,10 @@ struct ImageMountOptions {
   std::vector<std::string> extra_args;
 };
 
+// `ref` with a docker:// tag replaced by `manifest` (other references as they are): what a mount daemon or
+// a sandbox of the image this run resolved gets, so it sees that image even when the tag moves meanwhile.
+std::string PinnedRef(const std::string& ref, const Sha256Digest& manifest);
+
 // What the mount daemon of `rootfs` says about itself ("info" on its control socket: pid, manifest,
 // idle state), or nullopt when none answers.
 std::optional<nlohmann::json> MountInfo(const std::string& rootfs);

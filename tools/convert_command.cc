@@ -28,6 +28,7 @@
 
 #include "common/digest.h"
 #include "common/fd.h"
+#include "common/temp_dir.h"
 #include "common/human_size.h"
 #include "common/log.h"
 #include "fetch/image.h"
@@ -264,34 +265,10 @@ Result<std::string> RewriteConfig(const std::string& config_json, const std::vec
   }
 }
 
-// A temporary directory, removed with everything in it when this goes out of scope.
-class TempDir {
- public:
-  static Result<TempDir> Create(const std::string& prefix) {
-    std::string pattern = TempRoot() + "/" + prefix + "XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
-    return TempDir(std::move(pattern));
-  }
-  TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, std::string())) {}
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit TempDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
-
 // oci -> registry: convert into a staging layout, then push it (see convert_command.h for why).
 Status ConvertToRegistry(const fetch::ImageRef& src, const fetch::ImageRef& dst, const ConvertOptions& options) {
   if (dst.digest) return InvalidArgument("convert: destination must name a tag, not a digest: " + dst.ToString());
-  TempDir staging = LAZYFS_TRY(TempDir::Create("lazyfs-convert-"));
+  TempDir staging = LAZYFS_TRY(TempDir::Create(TempRoot(), "lazyfs-convert-"));
   std::string tag = dst.tag.empty() ? "latest" : dst.tag;
   fetch::ImageRef staged;
   staged.transport = fetch::ImageRef::Transport::kOciLayout;

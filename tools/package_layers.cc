@@ -21,6 +21,7 @@
 #include "common/fd.h"
 #include "common/human_size.h"
 #include "common/log.h"
+#include "common/temp_dir.h"
 #include "fetch/http_transport.h"
 #include "fetch/image.h"
 #include "fetch/image_ref.h"
@@ -31,6 +32,7 @@
 #include "fs/store_documents.h"
 #include "pkg/wheel_download.h"
 #include "pkg/wheel_install.h"
+#include "run/image_dir.h"
 #include "run/signal_watch.h"
 #include "tools/commands.h"
 #include "tools/pkg_transport.h"
@@ -45,8 +47,12 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kLayerTag = "layer";
 constexpr const char* kInstallMount = "/lazyfs-install";
 
+std::string CacheDirOf(const PackageLayerOptions& options) {
+  return options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+}
+
 std::string StoreRoot(const PackageLayerOptions& options) {
-  return (options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir) + "/package-layers";
+  return CacheDirOf(options) + "/package-layers";
 }
 
 std::string HostRef(const std::string& layout_dir) { return "oci:" + layout_dir + ":" + kLayerTag; }
@@ -90,15 +96,6 @@ Status CheckPycTags(const std::string& tree, const std::string& interpreter, con
   return Ok();
 }
 
-
-// Removes a directory tree when it goes out of scope.
-struct RemoveOnExit {
-  std::string path;
-  ~RemoveOnExit() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
 
 // The installer program run by the target image's python3: compiles every .py of the tree (argv[1]) with
 // unchecked-hash invalidation and argv[2] as the path written into code objects (tracebacks), exactly as
@@ -177,19 +174,17 @@ constexpr const char* kCompiledPath = "/packages/site";
 pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& options, const PackageLayerKey& key,
                                                      std::shared_ptr<std::vector<std::string>> imported) {
   return [&options, key, imported](const std::string& tree) -> Status {
-    std::string pattern = TempRoot() + "/lazyfs-install-out-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
-    RemoveOnExit out{pattern};
+    TempDir out = LAZYFS_TRY(TempDir::Create(TempRoot(), "lazyfs-install-out-"));
     RunCommandOptions run;
     run.ref = options.compile_in;
     run.command = {"timeout", std::to_string(options.installer_timeout), "python3", "-c", kInstallerProgram,
                    kInstallMount, kCompiledPath,
                    std::string(kInstallOut) + "/imported"};
     run.memory = options.installer_memory;
-    run.volumes = {tree + ":" + kInstallMount + ":rw", out.path + ":" + kInstallOut + ":rw"};
+    run.volumes = {tree + ":" + kInstallMount + ":rw", out.path() + ":" + kInstallOut + ":rw"};
     run.user = "0:0";
     run.network = "none";
-    run.cache_dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+    run.cache_dir = CacheDirOf(options);
     run.source = options.source;
     // No image mount outlives the install (a lingering one would serve later runs with this run's
     // settings); each dist's compile mounts the image again, from the warm cache.
@@ -208,7 +203,7 @@ pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& 
       // Written by code the wheel ran as root: read inside its directory only (no symlink out, no FIFO),
       // and bounded.
       constexpr uint64_t kMaxImportList = 4 << 20;
-      if (Result<std::string> list = ReadFileInRoot(out.path, "imported", kMaxImportList)) {
+      if (Result<std::string> list = ReadFileInRoot(out.path(), "imported", kMaxImportList)) {
         for (size_t at = 0; at < list->size();) {
           size_t nl = list->find('\n', at);
           if (nl == std::string::npos) nl = list->size();
@@ -224,22 +219,6 @@ pkg::WheelInstallOptions::FinishTree CompileFinisher(const PackageLayerOptions& 
 }
 
 namespace {
-
-// Holds an exclusive flock on a file for its lifetime (released when the fd closes, also on a crash).
-class FileLock {
- public:
-  static Result<FileLock> Acquire(const std::string& path) {
-    UniqueFd fd = LAZYFS_TRY(OpenFile(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    while (::flock(fd.get(), LOCK_EX) != 0) {
-      if (errno != EINTR) return PosixError(errno, "flock " + path);
-    }
-    return FileLock(std::move(fd));
-  }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
 
 struct Packed {
   uint64_t blob_bytes = 0;
@@ -339,7 +318,7 @@ std::vector<Result<std::optional<std::string>>> InRegistryAll(const PackageLayer
   if (keys.empty()) return {};
   // The host cache, for the documents only; closed again before this process forks a mount daemon.
   cache::CacheOptions cache_options;
-  cache_options.dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+  cache_options.dir = CacheDirOf(options);
   cache_options.access_flush_interval = std::chrono::milliseconds(0);
   cache_options.background_eviction = false;
   std::unique_ptr<cache::ChunkStore> store;
@@ -378,28 +357,28 @@ class Builder {
 
   // The layer at `final_dir`, built once per host (see the header's flock protocol).
   Result<PackageLayer> BuildOnce(const pkg::LockedPackage& dist, const PackageLayerKey& key, const std::string& final_dir) {
-    FileLock lock = LAZYFS_TRY(FileLock::Acquire(root_ + "/" + key.Id() + ".lock"));
+    run::FileLock lock = LAZYFS_TRY(run::FileLock::Acquire(root_ + "/" + key.Id() + ".lock", false));
     PackageLayer layer{dist, key, "host", HostRef(final_dir)};
     if (std::filesystem::exists(final_dir)) {
       layer.blob_bytes = HostBlobBytes(final_dir);
       return layer;  // another process built it while this one waited
     }
     auto started = Clock::now();
-    RemoveOnExit build{root_ + "/.build-" + key.Id()};
+    TempDir build = TempDir::Adopt(root_ + "/.build-" + key.Id());
     std::error_code ec;
-    std::filesystem::remove_all(build.path, ec);  // a build that died
-    LAZYFS_TRY(MakeDirs(build.path));
+    std::filesystem::remove_all(build.path(), ec);  // a build that died
+    LAZYFS_TRY(MakeDirs(build.path()));
     if (!transport_) transport_ = LAZYFS_TRY(PkgTransport(options_.ca_file, options_.netrc));
-    std::string wheel = build.path + "/" + dist.filename;
+    std::string wheel = build.path() + "/" + dist.filename;
     layer.wheel_bytes = LAZYFS_TRY(pkg::DownloadWheel(*transport_, dist.url, dist.sha256, wheel));
     pkg::WheelInstallOptions install;
     install.interpreter = options_.interpreter;
     auto imported = std::make_shared<std::vector<std::string>>();
     if (!options_.compile_in.empty()) install.finish_tree = CompileFinisher(options_, key, imported);
-    std::string tree = build.path + "/tree";
+    std::string tree = build.path() + "/tree";
     pkg::InstalledWheel installed = LAZYFS_TRY(pkg::InstallWheel(wheel, dist.sha256, tree, install));
     std::filesystem::remove(wheel, ec);
-    std::string staged = build.path + "/layout";
+    std::string staged = build.path() + "/layout";
     Packed packed = LAZYFS_TRY(PackLayout(tree, staged, key, installed.bytes, *imported));
     if (::rename(staged.c_str(), final_dir.c_str()) != 0) return PosixError(errno, "rename into " + final_dir);
     layer.where = "built";

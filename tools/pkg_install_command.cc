@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fd.h"
+#include "common/temp_dir.h"
 #include "common/human_size.h"
 #include "fetch/http_transport.h"
 #include "pkg/lock_file.h"
@@ -87,15 +88,6 @@ Result<nlohmann::json> InstallLayers(const InstallFlags& flags) {
   return nlohmann::json{{"layers", dists}, {"downloaded_bytes", downloaded}};
 }
 
-// Removes the per-run download directory.
-struct DownloadDir {
-  std::string path;
-  ~DownloadDir() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
-
 Result<nlohmann::json> Install(const InstallFlags& flags) {
   // The compile sandboxes read SIGCHLD and the signals they forward from a signalfd, which sees only
   // signals every thread blocks: block them before the transport starts its thread, and act on them
@@ -104,9 +96,7 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
   pkg::LockFile lock = LAZYFS_TRY(pkg::ParseLockFile(LAZYFS_TRY(ReadWholeFile(flags.lock)), flags.lock));
   LAZYFS_TRY(MakeDirs(flags.to));
   std::shared_ptr<fetch::HttpTransport> transport = LAZYFS_TRY(PkgTransport(flags.ca_file, flags.netrc));
-  std::string pattern = flags.to + "/.download-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) return IoError("creating a download directory in " + flags.to);
-  DownloadDir downloads{pattern};
+  TempDir downloads = LAZYFS_TRY(TempDir::Create(flags.to, ".download-"));
 
   pkg::WheelInstallOptions options;
   options.interpreter = flags.interpreter;
@@ -125,7 +115,7 @@ Result<nlohmann::json> Install(const InstallFlags& flags) {
       entry["state"] = "present";
     } else {
       LAZYFS_TRY(MakeDirs(home));
-      std::string wheel = downloads.path + "/" + p.filename;
+      std::string wheel = downloads.path() + "/" + p.filename;
       uint64_t bytes = LAZYFS_TRY(pkg::DownloadWheel(*transport, p.url, p.sha256, wheel));
       downloaded += bytes;
       pkg::WheelInstallOptions dist_options = options;
@@ -200,37 +190,26 @@ void AddPkgInstallCommand(CLI::App& pkg, int& exit_code) {
       return;
     }
     flags->lock = *lock;
-    if (flags->to.empty()) {
-      Result<nlohmann::json> layers = InstallLayers(*flags);
-      if (!layers) {
-        std::fprintf(stderr, "lazyfs pkg install: %s\n", layers.error().ToString().c_str());
-        exit_code = 1;
-        return;
-      }
-      if (flags->json) {
-        std::printf("%s\n", layers->dump(2).c_str());
-      } else {
-        size_t built = 0;
-        for (const auto& l : (*layers)["layers"]) built += l["where"] == "built";
-        std::printf("%zu package layers (%zu built now, %s downloaded)\n", (*layers)["layers"].size(), built,
-                    HumanSize((*layers)["downloaded_bytes"].get<uint64_t>()).c_str());
-      }
-      exit_code = 0;
-      return;
-    }
-    Result<nlohmann::json> installed = Install(*flags);
-    if (!installed) {
-      std::fprintf(stderr, "lazyfs pkg install: %s\n", installed.error().ToString().c_str());
+    const bool layers = flags->to.empty();
+    Result<nlohmann::json> done = layers ? InstallLayers(*flags) : Install(*flags);
+    if (!done) {
+      std::fprintf(stderr, "lazyfs pkg install: %s\n", done.error().ToString().c_str());
       exit_code = 1;
       return;
     }
     if (flags->json) {
-      std::printf("%s\n", installed->dump(2).c_str());
+      std::printf("%s\n", done->dump(2).c_str());
     } else {
+      const nlohmann::json& dists = (*done)[layers ? "layers" : "dists"];
       size_t fresh = 0;
-      for (const auto& d : (*installed)["dists"]) fresh += d["state"] == "installed";
-      std::printf("%zu dists in %s (%zu installed now, %s downloaded)\n", (*installed)["dists"].size(),
-                  flags->to.c_str(), fresh, HumanSize((*installed)["downloaded_bytes"].get<uint64_t>()).c_str());
+      for (const auto& d : dists) fresh += layers ? d["where"] == "built" : d["state"] == "installed";
+      std::string downloaded = HumanSize((*done)["downloaded_bytes"].get<uint64_t>());
+      if (layers) {
+        std::printf("%zu package layers (%zu built now, %s downloaded)\n", dists.size(), fresh, downloaded.c_str());
+      } else {
+        std::printf("%zu dists in %s (%zu installed now, %s downloaded)\n", dists.size(), flags->to.c_str(), fresh,
+                    downloaded.c_str());
+      }
     }
     exit_code = 0;
   });

@@ -48,17 +48,6 @@ Result<std::string> ReadUserDatabase(const std::string& rootfs, const std::strin
   return text;
 }
 
-// Makes a relative oci: path absolute: the mount daemon resolves it after chdir("/").
-Result<std::string> AbsoluteRef(const std::string& text) {
-  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(text));
-  if (ref.transport == fetch::ImageRef::Transport::kOciLayout) {
-    std::error_code ec;
-    ref.path = stdfs::absolute(ref.path, ec).lexically_normal().string();
-    if (ec) return PosixError(ec.value(), "resolve " + ref.path);
-  }
-  return ref.ToString();
-}
-
 struct Prepared {
   std::string ref;
   RunOptions run;
@@ -166,6 +155,16 @@ Result<ExitStatus> RunSandbox(const RunCommandOptions& options, ImageResolver re
 }
 
 }  // namespace
+
+Result<std::string> AbsoluteRef(const std::string& text) {
+  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(text));
+  if (ref.transport == fetch::ImageRef::Transport::kOciLayout) {
+    std::error_code ec;
+    ref.path = stdfs::absolute(ref.path, ec).lexically_normal().string();
+    if (ec) return PosixError(ec.value(), "resolve " + ref.path);
+  }
+  return ref.ToString();
+}
 
 int RunRun(const RunCommandOptions& options, ImageResolver resolve) {
   Result<run::SignalWatch> signals = run::SignalWatch::Start();

@@ -78,6 +78,10 @@ inline constexpr int kRunNeedsResolver = -1;
 // itself failed before or around the container, or kRunNeedsResolver (see there).
 int RunRun(const RunCommandOptions& options, ImageResolver resolve);
 
+// `text` with a relative oci: path made absolute (a mount daemon resolves it after chdir("/")).
+// kInvalidArgument for a reference that does not parse.
+Result<std::string> AbsoluteRef(const std::string& text);
+
 // Rewrites a run with --packages into one RunRun can do (tools/run_packages.h); null in the front end.
 using RunPackagesPreparer = Result<RunCommandOptions> (*)(const RunCommandOptions& options);
 

@@ -13,8 +13,10 @@
 #include "common/digest.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/temp_dir.h"
 #include "fetch/image_ref.h"
 #include "pkg/lock_file.h"
+#include "run/image_use.h"
 #include "run/oci_bundle.h"
 #include "run/process.h"
 #include "tools/commands.h"
@@ -78,34 +80,6 @@ Result<PythonProbe> ParseProbe(const std::string& text, const std::string& where
   return p;
 }
 
-// Removes a directory tree when it goes out of scope.
-struct TempTree {
-  std::string path;
-  ~TempTree() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
-
-// A docker:// tag pinned to the manifest this run resolved (the compile runs the image the lock is for).
-std::string Pinned(const std::string& ref, const Sha256Digest& manifest) {
-  Result<fetch::ImageRef> parsed = fetch::ImageRef::Parse(ref);
-  if (!parsed || parsed->transport != fetch::ImageRef::Transport::kDocker) return ref;
-  parsed->tag.clear();
-  parsed->digest = manifest;
-  return parsed->ToString();
-}
-
-Result<std::string> AbsoluteRef(const std::string& text) {
-  fetch::ImageRef ref = LAZYFS_TRY(fetch::ImageRef::Parse(text));
-  if (ref.transport == fetch::ImageRef::Transport::kOciLayout) {
-    std::error_code ec;
-    ref.path = std::filesystem::absolute(ref.path, ec).lexically_normal().string();
-    if (ec) return PosixError(ec.value(), "resolve " + ref.path);
-  }
-  return ref.ToString();
-}
-
 std::string LockMachine(const pkg::LockFile& lock) {
   const json& markers = lock.environment.contains("markers") ? lock.environment["markers"] : json();
   return markers.is_object() ? markers.value("platform_machine", "") : "";
@@ -116,10 +90,8 @@ Result<std::string> ResolveForImage(const RunCommandOptions& options, const Pyth
   std::string platform = LAZYFS_TRY(probe.Platform());
   std::string dir = CacheDir(options) + "/package-locks";
   LAZYFS_TRY(MakeDirs(dir, 0700));
-  std::string pattern = dir + "/.resolve-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
-  TempTree scratch{pattern};
-  std::string out = scratch.path + "/lock.json";
+  TempDir scratch = LAZYFS_TRY(TempDir::Create(dir, ".resolve-"));
+  std::string out = scratch.path() + "/lock.json";
   std::vector<std::string> args = {"/proc/self/exe", "pkg", "resolve", "-q", "--python-version", probe.version,
                                    "--platform", platform, "--cache-dir", CacheDir(options), "-o", out};
   if (!options.index_url.empty()) args.insert(args.end(), {"--index-url", options.index_url});
@@ -164,13 +136,11 @@ Result<PythonProbe> ProbeImagePython(const RunCommandOptions& options, const std
     if (Result<PythonProbe> probe = ParseProbe(*text, cached)) return probe;
     LogWarn("{} is unreadable; probing the image again", cached);
   }
-  std::string pattern = TempRoot() + "/lazyfs-probe-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) return PosixError(errno, "mkdtemp " + pattern);
-  TempTree scratch{pattern};
+  TempDir scratch = LAZYFS_TRY(TempDir::Create(TempRoot(), "lazyfs-probe-"));
   RunCommandOptions run;
   run.ref = ref;
   run.command = {"python3", "-c", kProbeProgram, std::string(kProbeMount) + "/probe.json"};
-  run.volumes = {scratch.path + ":" + kProbeMount + ":rw"};
+  run.volumes = {scratch.path() + ":" + kProbeMount + ":rw"};
   run.user = "0:0";
   run.network = "none";
   run.cache_dir = CacheDir(options);
@@ -181,7 +151,7 @@ Result<PythonProbe> ProbeImagePython(const RunCommandOptions& options, const std
   if (code == 127) return NotFound("the image " + ref + " has no python3 to run packages with");
   if (code != 0) return Internal(fmt::format("probing the python3 of {} failed (exit {})", ref, code));
   // Written by the image: read inside the scratch directory only (no symlink out, no FIFO), bounded.
-  std::string text = LAZYFS_TRY(ReadFileInRoot(scratch.path, "probe.json", 1 << 20));
+  std::string text = LAZYFS_TRY(ReadFileInRoot(scratch.path(), "probe.json", 1 << 20));
   PythonProbe probe = LAZYFS_TRY(ParseProbe(text, "the probe of " + ref));
   LAZYFS_TRY(MakeDirs(CacheDir(options) + "/python-probes", 0700));
   if (Status kept = WriteFileAtomic(cached, text); !kept) LogWarn("{}", kept.error().ToString());
@@ -220,7 +190,7 @@ Result<std::string> LockFileFor(const std::vector<std::string>& packages, const 
   options.ref = LAZYFS_TRY(AbsoluteRef(image));
   options.packages = packages;
   run::ResolvedRef resolved = LAZYFS_TRY(ResolveImageRef(options.ref, options));
-  options.ref = Pinned(options.ref, resolved.manifest);
+  options.ref = run::PinnedRef(options.ref, resolved.manifest);
   PythonProbe probe = LAZYFS_TRY(ProbeImagePython(options, options.ref, resolved.manifest));
   std::string text = LAZYFS_TRY(ResolveForImage(options, probe));
   LAZYFS_TRY(pkg::ParseLockFile(text, "the lock resolved for " + image));
@@ -234,7 +204,7 @@ Result<RunCommandOptions> PrepareRunPackages(const RunCommandOptions& given) {
   // From here on the image is named by the manifest just resolved: the probe, the compile and the run all
   // see that image (a tag moving meanwhile changes nothing), and each resolves it from the cache instead
   // of asking the registry again.
-  options.ref = Pinned(options.ref, image.manifest);
+  options.ref = run::PinnedRef(options.ref, image.manifest);
   PythonProbe probe = LAZYFS_TRY(ProbeImagePython(options, options.ref, image.manifest));
 
   // A lock file, or requirements to resolve for this interpreter.
